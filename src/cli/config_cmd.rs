@@ -1,0 +1,109 @@
+//! config show|get|set|edit. Writes hold the container's lock and are atomic; a
+//! value is validated (as part of the whole file) before anything is written.
+
+use std::io::{IsTerminal, Read, Write};
+
+use super::ConfigCmd;
+use crate::config::{self, Config};
+use crate::container::{self, Status};
+use crate::error::Error;
+use crate::lock::Lock;
+use crate::output::{Format, JSON_VERSION};
+use crate::paths::Paths;
+
+fn require(paths: &Paths, name: &str) -> Result<(), Error> {
+    crate::name::validate(name)?;
+    if paths.config(name).exists() { Ok(()) } else { Err(container::Error::NotFound { name: name.into() }.into()) }
+}
+
+pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
+    match cmd {
+        ConfigCmd::Show { name, format } => {
+            require(paths, &name)?;
+            let path = paths.config(&name);
+            let config = Config::load(&path)?;
+            match format {
+                Format::Text => print!("{}", std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?),
+                Format::Json => {
+                    let mut v = serde_json::to_value(&config).expect("serialisable");
+                    v["format_version"] = JSON_VERSION.into();
+                    println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
+                }
+            }
+            Ok(0)
+        }
+        ConfigCmd::Get { name, key, format } => {
+            require(paths, &name)?;
+            let config = Config::load(&paths.config(&name))?;
+            let value = config::get(&config, &key)?;
+            match (format, value) {
+                (Format::Json, v) => println!("{}", serde_json::to_string(&v).expect("serialisable")),
+                (Format::Text, None) => {}
+                (Format::Text, Some(toml::Value::String(s))) => println!("{s}"),
+                (Format::Text, Some(v)) => println!("{v}"),
+            }
+            Ok(0)
+        }
+        ConfigCmd::Set { name, key, value } => {
+            require(paths, &name)?;
+            let path = paths.config(&name);
+            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            let text = std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
+            let (new_text, _) = config::set(&path, &text, &key, &value)?;
+            crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644).map_err(|source| config::Error::Write { path, source })?;
+            if container::observe(paths, &name).status != Status::Stopped {
+                eprintln!("hutch: {key} takes effect at the next start of {name}");
+            }
+            Ok(0)
+        }
+        ConfigCmd::Edit { name } => edit(paths, &name),
+    }
+}
+
+fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
+    require(paths, name)?;
+    let path = paths.config(name);
+    let _lock = Lock::acquire(&paths.lock(name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+    let original = std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
+    let interactive = std::io::stdin().is_terminal();
+    let new_text = if !interactive {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| Error::cli(format!("edit the configuration of {name}"), format!("failed to read stdin: {e}")))?;
+        Config::parse(&path, &s)?;
+        s
+    } else {
+        let tmp = path.with_file_name(format!(".config.edit-{}.toml", std::process::id()));
+        let mut text = original.clone();
+        let result = loop {
+            if let Err(e) = std::fs::write(&tmp, &text) {
+                break Err(Error::cli("edit the configuration", e.to_string()));
+            }
+            let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+            let status = std::process::Command::new("sh").arg("-c").arg(format!("{editor} \"$1\"")).arg("sh").arg(&tmp).status();
+            if !status.is_ok_and(|s| s.success()) {
+                break Err(Error::cli("edit the configuration", format!("the editor ({editor}) failed; nothing was changed")));
+            }
+            text = std::fs::read_to_string(&tmp).unwrap_or_default();
+            match Config::parse(&path, &text) {
+                Ok(_) => break Ok(text.clone()),
+                Err(e) => {
+                    eprintln!("hutch: error: {e}");
+                    eprint!("Press Enter to edit again, or Ctrl-C to abandon the change: ");
+                    let _ = std::io::stderr().flush();
+                    let mut line = String::new();
+                    if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
+                        break Err(Error::Config(e));
+                    }
+                }
+            }
+        };
+        let _ = std::fs::remove_file(&tmp);
+        result?
+    };
+    if new_text == original {
+        eprintln!("hutch: no changes");
+        return Ok(0);
+    }
+    crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644).map_err(|source| config::Error::Write { path, source })?;
+    Ok(0)
+}

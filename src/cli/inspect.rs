@@ -1,0 +1,213 @@
+//! list, info, logs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::container::{self, Observed, Status};
+use crate::error::Error;
+use crate::output::{self, Format, JSON_VERSION};
+use crate::paths::Paths;
+use crate::state::LastExit;
+
+#[derive(Serialize)]
+struct ListEntry {
+    name: String,
+    state: Status,
+    pid: Option<i32>,
+    privileged: bool,
+    started_at_ms: Option<u64>,
+}
+
+fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
+    let config = Config::load(&paths.config(name)).ok();
+    ListEntry {
+        name: name.into(),
+        state: obs.status,
+        pid: obs.init_pid(),
+        privileged: config.as_ref().is_some_and(|c| c.security.privileged),
+        started_at_ms: obs.state.as_ref().filter(|_| obs.status.is_up()).map(|s| s.started_at_ms),
+    }
+}
+
+pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
+    let entries: Vec<ListEntry> = container::list_names(paths)
+        .iter()
+        .map(|n| entry(paths, n, &container::observe(paths, n)))
+        .collect();
+    match format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                format_version: u32,
+                containers: &'a [ListEntry],
+            }
+            println!("{}", serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, containers: &entries }).expect("serialisable"));
+        }
+        Format::Text => {
+            let now = crate::fsutil::now_ms();
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.name.clone(),
+                        e.state.as_str().to_uppercase(),
+                        e.pid.map_or("-".into(), |p| p.to_string()),
+                        if e.privileged { "privileged".into() } else { "unprivileged".into() },
+                        e.started_at_ms.map_or("-".into(), |t| output::duration(now.saturating_sub(t) / 1000)),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&["NAME", "STATE", "PID", "TYPE", "UPTIME"], &rows));
+        }
+    }
+    Ok(0)
+}
+
+#[derive(Serialize)]
+struct Info {
+    format_version: u32,
+    name: String,
+    state: Status,
+    pid: Option<i32>,
+    monitor_pid: Option<i32>,
+    privileged: bool,
+    idmap: Option<crate::idmap::IdMap>,
+    hostname: String,
+    init: Vec<String>,
+    halt_signal: String,
+    ready: crate::config::Ready,
+    started_at_ms: Option<u64>,
+    boot_ms: Option<u64>,
+    boots: Option<u32>,
+    cgroup: Option<crate::cgroup::ContainerCgroup>,
+    rootfs: String,
+    config: String,
+    last_exit: Option<LastExit>,
+}
+
+pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
+    crate::name::validate(name)?;
+    if !paths.config(name).exists() {
+        return Err(container::Error::NotFound { name: name.into() }.into());
+    }
+    let config = Config::load(&paths.config(name))?;
+    let obs = container::observe(paths, name);
+    let up = obs.status.is_up();
+    let st = obs.state.as_ref().filter(|_| up);
+    let info = Info {
+        format_version: JSON_VERSION,
+        name: name.into(),
+        state: obs.status,
+        pid: obs.init_pid(),
+        monitor_pid: st.filter(|_| obs.monitor_alive).map(|s| s.monitor.pid),
+        privileged: config.security.privileged,
+        idmap: st.and_then(|s| s.idmap),
+        hostname: config.hostname.clone().unwrap_or_else(|| name.into()),
+        init: config.init.command.clone(),
+        halt_signal: config.init.halt_signal.clone(),
+        ready: config.init.ready,
+        started_at_ms: st.map(|s| s.started_at_ms),
+        boot_ms: st.and_then(|s| s.ready_at_ms.map(|r| r.saturating_sub(s.started_at_ms))),
+        boots: st.map(|s| s.boots),
+        cgroup: st.map(|s| s.cgroup.clone()),
+        rootfs: config.rootfs_path(&paths.container(name)).display().to_string(),
+        config: paths.config(name).display().to_string(),
+        last_exit: LastExit::load(&paths.last_exit(name)),
+    };
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
+        return Ok(0);
+    }
+    let now = crate::fsutil::now_ms();
+    let mut items: Vec<(&str, String)> = vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
+    if let Some(p) = info.pid {
+        items.push(("PID", format!("{p} (init){}", info.monitor_pid.map_or(String::new(), |m| format!(", monitor {m}")))));
+    }
+    items.push(("Type", match (&info.idmap, info.privileged) {
+        (_, true) => "privileged (container root is host root)".into(),
+        (Some(m), false) => format!("unprivileged ({m})"),
+        (None, false) => "unprivileged".into(),
+    }));
+    items.push(("Hostname", info.hostname.clone()));
+    items.push(("Init", format!("{} (halt: {}, ready: {})", info.init.join(" "), info.halt_signal, match info.ready {
+        crate::config::Ready::Notify => "notify",
+        crate::config::Ready::Exec => "exec",
+    })));
+    if let Some(t) = info.started_at_ms {
+        let boot = info.boot_ms.map_or(String::new(), |b| format!(", booted in {:.2} s", b as f64 / 1000.0));
+        items.push(("Started", format!("{} (up {}{boot})", output::utc(t), output::duration(now.saturating_sub(t) / 1000))));
+    }
+    if let Some(b) = info.boots.filter(|b| *b > 1) {
+        items.push(("Boots", format!("{b} (rebooted from inside)")));
+    }
+    if let Some(cg) = &info.cgroup {
+        items.push(("Cgroup", cg.unified.display().to_string()));
+    }
+    items.push(("Rootfs", info.rootfs.clone()));
+    items.push(("Config", info.config.clone()));
+    if let Some(l) = &info.last_exit {
+        items.push(("Last exit", format!("{} ({})", l.detail, output::utc(l.at_ms))));
+    }
+    print!("{}", output::pairs(&items));
+    Ok(0)
+}
+
+impl Info {
+    fn status_text(&self, monitor_alive: bool) -> String {
+        let s = self.state.as_str().to_string();
+        if self.state.is_up() && !monitor_alive { format!("{s} (its monitor is gone; stop still works)") } else { s }
+    }
+}
+
+pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool) -> Result<u8, Error> {
+    crate::name::validate(name)?;
+    if !paths.config(name).exists() {
+        return Err(container::Error::NotFound { name: name.into() }.into());
+    }
+    let path = if monitor { paths.monitor_log(name) } else { paths.console_log(name) };
+    let mut out = std::io::stdout().lock();
+    let older = path.with_extension("log.1");
+    for p in [&older, &path] {
+        if let Ok(bytes) = std::fs::read(p) {
+            if out.write_all(&bytes).is_err() {
+                return Ok(0); // broken pipe: the reader has had enough
+            }
+        }
+    }
+    let _ = out.flush();
+    if !follow {
+        return Ok(0);
+    }
+    let mut pos = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let mut ino = inode(&path);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now_ino = inode(&path);
+        if now_ino != ino {
+            // Rotated: print the rest of the old file's successor from the start.
+            ino = now_ino;
+            pos = 0;
+        }
+        let Ok(mut f) = std::fs::File::open(&path) else { continue };
+        let len = f.metadata().map_or(0, |m| m.len());
+        if len < pos {
+            pos = 0;
+        }
+        if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
+            let mut buf = Vec::new();
+            if f.take(len - pos).read_to_end(&mut buf).is_ok() {
+                pos += buf.len() as u64;
+                if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
+fn inode(p: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).map_or_else(|_| std::fs::metadata("/").expect("/ exists"), |m| m))
+}

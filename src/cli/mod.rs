@@ -1,0 +1,241 @@
+//! The command line: argument types (clap), dispatch, and exit codes.
+//! Exit codes: 0 success, 1 failure, 2 usage error (from clap); `exec` and `shell`
+//! exit with the command's own status.
+
+mod config_cmd;
+mod inspect;
+mod lifecycle;
+mod run;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, report};
+use crate::output::Format;
+use crate::paths::Paths;
+
+#[derive(Debug, Parser)]
+#[command(name = "hutch", version, about = "System containers: whole distributions booting their own init, unprivileged by default")]
+pub struct Cli {
+    /// Keep all state under DIR instead of /var/lib/hutch and /run/hutch
+    #[arg(long, global = true, env = "HUTCH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Create a container from a root filesystem directory or archive
+    Create {
+        name: String,
+        /// Copy this root filesystem directory
+        #[arg(long, value_name = "DIR", group = "source", required = true)]
+        from_dir: Option<PathBuf>,
+        /// Unpack this archive (.tar, .tar.gz, .tar.xz, .tar.zst)
+        #[arg(long, value_name = "FILE", group = "source", required = true)]
+        from_tar: Option<PathBuf>,
+        /// Run without a user namespace (container root is host root)
+        #[arg(long)]
+        privileged: bool,
+    },
+    /// Boot a container
+    Start {
+        name: String,
+        /// Return once init reports it has finished booting
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Shut a container down: the init's halt signal, then a kill after the timeout
+    Stop {
+        name: String,
+        /// Seconds to wait before killing (default: init.stop_timeout)
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+        /// Kill every process at once
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stop (if running) and start again
+    Restart {
+        name: String,
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Send a signal to init (default SIGKILL), or with --all to every process
+    Kill {
+        name: String,
+        /// Signal name or number: TERM, SIGRTMIN+3, 9...
+        signal: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Freeze every process of a container
+    Freeze { name: String },
+    /// Thaw a frozen container
+    Unfreeze { name: String },
+    /// Run a command in a running container
+    Exec {
+        name: String,
+        /// Set an environment variable (repeatable)
+        #[arg(short = 'e', long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// Run as this user (name, uid or uid:gid from the container's files)
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+        /// Working directory inside the container
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<String>,
+        /// Allocate a pseudo-terminal (default: when stdin is a terminal)
+        #[arg(short = 't', conflicts_with = "no_tty")]
+        tty: bool,
+        /// Never allocate a pseudo-terminal
+        #[arg(short = 'T')]
+        no_tty: bool,
+        /// The command and its arguments, after --
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Open a login shell in a container (starting it if needed)
+    Shell {
+        name: String,
+        #[arg(long, value_name = "U")]
+        user: Option<String>,
+    },
+    /// Attach to the container's console (detach with Ctrl-a q)
+    Console { name: String },
+    /// Show the console log
+    Logs {
+        name: String,
+        /// Keep printing new output
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Show the monitor's own log instead
+        #[arg(long)]
+        monitor: bool,
+    },
+    /// List containers
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a container's details
+    Info {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show or change a container's configuration
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Remove a container and everything hutch keeps for it
+    Destroy {
+        name: String,
+        /// Kill it first if it is running
+        #[arg(long)]
+        force: bool,
+    },
+    #[command(name = "__monitor", hide = true)]
+    Monitor {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        cgroup_parent: String,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the configuration file
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print one value (defaults included)
+    Get {
+        name: String,
+        key: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Change one value; the whole file is validated before it is written
+    Set { name: String, key: String, value: String },
+    /// Edit in $EDITOR (or replace from stdin when it is not a terminal)
+    Edit { name: String },
+}
+
+pub fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Error> {
+    if let Cmd::Monitor { state, run, cgroup_parent, name } = cli.cmd {
+        let paths = Paths { state, run, cgroup_parent };
+        // SAFETY: fd 3 is the status pipe the spawning CLI set up with dup2; nothing
+        // else in this process owns it.
+        let status = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) };
+        let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
+        return Ok(crate::monitor::main(paths, name, Some(status)) as u8);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::with_hint(
+            "run hutch",
+            "it needs root (namespaces, mounts and cgroups); containers are still unprivileged inside",
+            "run it with sudo",
+        ));
+    }
+    let paths = Paths::new(cli.root.as_deref());
+    match cli.cmd {
+        Cmd::Create { name, from_dir, from_tar, privileged } => lifecycle::create(&paths, &name, from_dir, from_tar, privileged),
+        Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
+        Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
+        Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),
+        Cmd::Kill { name, signal, all } => lifecycle::kill(&paths, &name, signal.as_deref(), all),
+        Cmd::Freeze { name } => lifecycle::freeze(&paths, &name, true),
+        Cmd::Unfreeze { name } => lifecycle::freeze(&paths, &name, false),
+        Cmd::Destroy { name, force } => lifecycle::destroy(&paths, &name, force),
+        Cmd::Exec { name, env, user, cwd, tty, no_tty, command } => run::exec(&paths, &name, env, user, cwd, tty, no_tty, command),
+        Cmd::Shell { name, user } => run::shell(&paths, &name, user),
+        Cmd::Console { name } => run::console(&paths, &name),
+        Cmd::Logs { name, follow, monitor } => inspect::logs(&paths, &name, follow, monitor),
+        Cmd::List { format } => inspect::list(&paths, format),
+        Cmd::Info { name, format } => inspect::info(&paths, &name, format),
+        Cmd::Config { cmd } => config_cmd::run(&paths, cmd),
+        Cmd::Monitor { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Prints notices (things hutch did on its own) on stderr.
+pub(crate) fn notify(notices: &[String]) {
+    for n in notices {
+        eprintln!("hutch: {n}");
+    }
+}

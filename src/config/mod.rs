@@ -1,0 +1,281 @@
+//! The per-container configuration, `containers/NAME/config.toml`.
+//!
+//! The file is versioned (`schema = 1`), parsed strictly (unknown keys and wrong types
+//! are refused with file:line:column), validated as a whole before any use, and always
+//! written atomically. `keys` implements `config get/set` on top of it.
+
+mod keys;
+
+pub use keys::{KEYS, KeyKind, get, set};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
+
+use crate::idmap::IdMap;
+
+/// The only schema this version of hutch reads and writes.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("failed to read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("failed to parse {path}:{line}:{col}: {message}")]
+    Parse { path: PathBuf, line: usize, col: usize, message: String },
+    #[error("invalid {key} in {path}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+    #[error("failed to write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("unknown configuration key {key:?}")]
+    UnknownKey { key: String },
+    #[error("invalid value {value:?} for {key}: expected {expected}")]
+    BadValue { key: String, value: String, expected: String },
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::UnknownKey { .. } => Some(format!(
+                "known keys: {}",
+                KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+            )),
+            Error::Parse { .. } | Error::Invalid { .. } => {
+                Some("fix the file with `hutch config edit NAME`, or see docs/config.md".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How hutch knows that init has finished booting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// Init sends `READY=1` on `$NOTIFY_SOCKET` (systemd does, as under nspawn).
+    Notify,
+    /// Booted as soon as init has been executed (busybox init, OpenRC, sysvinit).
+    Exec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub schema: u32,
+    /// Defaults to the container's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    pub rootfs: Rootfs,
+    pub init: Init,
+    #[serde(default)]
+    pub security: Security,
+    /// Pins the id map; without it, root's range in /etc/subuid and /etc/subgid is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<IdMap>,
+    #[serde(default)]
+    pub console: Console,
+    /// Extra variables in init's environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rootfs {
+    /// Relative to the container's directory, or absolute.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Init {
+    /// Program and arguments, run as PID 1.
+    #[serde(deserialize_with = "string_or_list")]
+    pub command: Vec<String>,
+    /// Sent to init by `hutch stop` (SIGRTMIN+3 for systemd, SIGUSR1 for busybox init).
+    pub halt_signal: String,
+    pub ready: Ready,
+    /// Seconds `stop` waits after the halt signal before killing everything.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// Run without a user namespace: container root is host root. Explicit opt-in.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Console {
+    /// Bound on the console log kept in `logs/console.log` (one older file is kept too).
+    #[serde(default = "default_log_size")]
+    pub log_size: String,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console { log_size: default_log_size() }
+    }
+}
+
+fn default_stop_timeout() -> u64 {
+    30
+}
+fn default_log_size() -> String {
+    "1MiB".into()
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Config {
+    /// A new configuration for a rootfs whose init was detected as `init`.
+    pub fn new(init: Init, privileged: bool) -> Config {
+        Config {
+            schema: SCHEMA,
+            hostname: None,
+            rootfs: Rootfs { path: "rootfs".into() },
+            init,
+            security: Security { privileged },
+            idmap: None,
+            console: Console::default(),
+            env: BTreeMap::new(),
+        }
+    }
+
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates `text` (the contents of `path`, named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
+        // A schema we do not know is reported as such, before field errors it would cause.
+        if let Ok(table) = text.parse::<toml::Table>() {
+            match table.get("schema") {
+                Some(toml::Value::Integer(n)) if *n != i64::from(SCHEMA) => {
+                    return Err(Error::Invalid {
+                        path: path.to_path_buf(),
+                        key: "schema".into(),
+                        message: format!("schema {n} is not supported; this hutch reads schema {SCHEMA}"),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            Error::Parse { path: path.to_path_buf(), line, col, message: e.message().trim().to_string() }
+        })?;
+        config.validate().map_err(|(key, message)| Error::Invalid { path: path.to_path_buf(), key, message })?;
+        Ok(config)
+    }
+
+    /// Checks every value; returns the offending key and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((k.to_string(), m));
+        if self.schema != SCHEMA {
+            return bad("schema", format!("schema {} is not supported; this hutch reads schema {SCHEMA}", self.schema));
+        }
+        if let Some(h) = &self.hostname {
+            if let Err(e) = crate::name::validate(h) {
+                return bad("hostname", e.to_string().replace("container name", "hostname"));
+            }
+        }
+        if self.rootfs.path.is_empty() || self.rootfs.path.contains('\0') {
+            return bad("rootfs.path", "must be a non-empty path".into());
+        }
+        match self.init.command.first() {
+            None => return bad("init.command", "must name a program".into()),
+            Some(p) if !p.starts_with('/') => {
+                return bad("init.command", format!("{p:?} must be an absolute path inside the container"));
+            }
+            _ => {}
+        }
+        if self.init.command.iter().any(|a| a.contains('\0')) {
+            return bad("init.command", "arguments cannot contain NUL".into());
+        }
+        if let Err(e) = crate::signal::parse(&self.init.halt_signal) {
+            return bad("init.halt_signal", e.to_string());
+        }
+        if !(1..=86_400).contains(&self.init.stop_timeout) {
+            return bad("init.stop_timeout", format!("{} is not between 1 and 86400 seconds", self.init.stop_timeout));
+        }
+        if let Some(m) = &self.idmap {
+            if m.uid == 0 || m.gid == 0 {
+                return bad("idmap", "uid and gid must not be 0 (that would map container root to host root; use security.privileged instead)".into());
+            }
+            if m.size == 0 || u64::from(m.uid) + u64::from(m.size) > u64::from(u32::MAX)
+                || u64::from(m.gid) + u64::from(m.size) > u64::from(u32::MAX)
+            {
+                return bad("idmap.size", format!("{} ids from uid {} / gid {} do not fit below 2^32", m.size, m.uid, m.gid));
+            }
+        }
+        match crate::size::parse(&self.console.log_size) {
+            Ok(n) if n < 4096 => return bad("console.log_size", "must be at least 4KiB".into()),
+            Ok(_) => {}
+            Err(e) => return bad("console.log_size", e.to_string()),
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return bad(&format!("env.{k}"), "names cannot be empty or contain '=' or NUL; values cannot contain NUL".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The file's text: a header comment, then the TOML.
+    pub fn render(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("a Config always serialises");
+        format!("# hutch container configuration (see docs/config.md)\n{body}")
+    }
+
+    /// Writes the configuration atomically.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        crate::fsutil::atomic_write(path, self.render().as_bytes(), 0o644)
+            .map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    }
+
+    /// The rootfs directory on the host.
+    pub fn rootfs_path(&self, container_dir: &Path) -> PathBuf {
+        let p = Path::new(&self.rootfs.path);
+        if p.is_absolute() { p.to_path_buf() } else { container_dir.join(p) }
+    }
+
+    pub fn halt_signal(&self) -> i32 {
+        crate::signal::parse(&self.init.halt_signal).unwrap_or(libc::SIGPWR)
+    }
+
+    pub fn log_size(&self) -> u64 {
+        crate::size::parse(&self.console.log_size).unwrap_or(1 << 20)
+    }
+}
+
+/// 1-based line and column of byte offset `pos`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let before = &text[..pos.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests;

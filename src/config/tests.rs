@@ -1,0 +1,122 @@
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"schema = 1
+
+[rootfs]
+path = "rootfs"
+
+[init]
+command = ["/sbin/init"]
+halt_signal = "SIGRTMIN+3"
+ready = "notify"
+stop_timeout = 30
+"#;
+
+fn p() -> &'static Path {
+    Path::new("/x/config.toml")
+}
+
+#[test]
+fn parses_a_minimal_file_with_defaults() {
+    let c = Config::parse(p(), GOOD).unwrap();
+    assert_eq!(c.init.command, vec!["/sbin/init"]);
+    assert_eq!(c.halt_signal(), 37);
+    assert!(!c.security.privileged);
+    assert_eq!(c.log_size(), 1 << 20);
+    assert_eq!(c.rootfs_path(Path::new("/s/c")), Path::new("/s/c/rootfs"));
+}
+
+#[test]
+fn render_round_trips() {
+    let mut c = Config::parse(p(), GOOD).unwrap();
+    c.env.insert("LANG".into(), "C.UTF-8".into());
+    c.idmap = Some(IdMap { uid: 100000, gid: 100000, size: 65536 });
+    let text = c.render();
+    assert!(text.starts_with("# hutch"));
+    assert_eq!(Config::parse(p(), &text).unwrap(), c);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_file_line_and_column() {
+    let text = GOOD.replace("stop_timeout = 30", "stop_timeout = 30\nfrobnicate = true");
+    let err = Config::parse(p(), &text).unwrap_err().to_string();
+    assert!(err.starts_with("failed to parse /x/config.toml:11:1:"), "{err}");
+    assert!(err.contains("frobnicate"), "{err}");
+}
+
+#[test]
+fn malformed_files_are_refused() {
+    let cases = [
+        ("schema = 1\n[rootfs\npath=1", "/x/config.toml:2:"),            // truncated table header
+        ("schema = 1\nschema = 1\n", "/x/config.toml:2:"),                 // duplicate key
+        (&GOOD.replace("stop_timeout = 30", "stop_timeout = \"soon\""), "/x/config.toml:10:16"), // wrong type
+        ("", "missing field"),
+    ];
+    for (text, want) in cases {
+        let err = Config::parse(p(), text).unwrap_err().to_string();
+        assert!(err.contains(want), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn semantic_errors_name_the_key() {
+    let cases = [
+        (GOOD.replace("SIGRTMIN+3", "SIGFOO"), "init.halt_signal"),
+        (GOOD.replace("[\"/sbin/init\"]", "[\"sbin/init\"]"), "init.command"),
+        (GOOD.replace("[\"/sbin/init\"]", "[]"), "init.command"),
+        (GOOD.replace("stop_timeout = 30", "stop_timeout = 0"), "init.stop_timeout"),
+        (GOOD.replace("schema = 1", "schema = 2"), "schema 2 is not supported"),
+        (format!("{GOOD}[idmap]\nuid = 0\ngid = 0\nsize = 65536\n"), "idmap"),
+        (format!("{GOOD}[console]\nlog_size = \"10XB\"\n"), "console.log_size"),
+        (GOOD.replace("schema = 1", "schema = 1\nhostname = \"Bad_Host\""), "hostname"),
+    ];
+    for (text, want) in cases {
+        let err = Config::parse(p(), &text).unwrap_err().to_string();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}
+
+#[test]
+fn init_command_accepts_a_single_string() {
+    let c = Config::parse(p(), &GOOD.replace("[\"/sbin/init\"]", "\"/bin/busybox\"")).unwrap();
+    assert_eq!(c.init.command, vec!["/bin/busybox"]);
+}
+
+#[test]
+fn get_returns_effective_values() {
+    let c = Config::parse(p(), GOOD).unwrap();
+    assert_eq!(get(&c, "init.halt_signal").unwrap(), Some(toml::Value::String("SIGRTMIN+3".into())));
+    assert_eq!(get(&c, "security.privileged").unwrap(), Some(toml::Value::Boolean(false)));
+    assert_eq!(get(&c, "hostname").unwrap(), None);
+    assert!(matches!(get(&c, "nope.key"), Err(Error::UnknownKey { .. })));
+}
+
+#[test]
+fn set_edits_in_place_and_validates() {
+    let commented = format!("# keep me\n{GOOD}");
+    let (text, c) = set(p(), &commented, "init.stop_timeout", "5").unwrap();
+    assert!(text.starts_with("# keep me"));
+    assert_eq!(c.init.stop_timeout, 5);
+    let (_, c) = set(p(), &text, "security.privileged", "true").unwrap();
+    assert!(c.security.privileged);
+    let (_, c) = set(p(), &text, "init.command", "[\"/bin/sh\", \"-c\", \"exec sleep 1\"]").unwrap();
+    assert_eq!(c.init.command, vec!["/bin/sh", "-c", "exec sleep 1"]);
+    let (_, c) = set(p(), &text, "init.command", "/bin/busybox").unwrap();
+    assert_eq!(c.init.command, vec!["/bin/busybox"]);
+    let (_, c) = set(p(), &text, "env.LANG", "C.UTF-8").unwrap();
+    assert_eq!(c.env["LANG"], "C.UTF-8");
+}
+
+#[test]
+fn set_refuses_bad_values_before_anything_is_written() {
+    assert!(matches!(set(p(), GOOD, "init.stop_timeout", "soon"), Err(Error::BadValue { .. })));
+    assert!(matches!(set(p(), GOOD, "init.stop_timeout", "-3"), Err(Error::BadValue { .. })));
+    assert!(matches!(set(p(), GOOD, "security.privileged", "yes"), Err(Error::BadValue { .. })));
+    assert!(matches!(set(p(), GOOD, "init.halt_signal", "SIGNOPE"), Err(Error::Invalid { .. })));
+    assert!(matches!(set(p(), GOOD, "init.ready", "whenever"), Err(Error::Parse { .. })));
+    assert!(matches!(set(p(), GOOD, "idmap.uid", "100000"), Err(Error::Parse { .. })));
+    assert!(matches!(set(p(), GOOD, "bogus", "1"), Err(Error::UnknownKey { .. })));
+    assert!(matches!(set(p(), GOOD, "schema", "2"), Err(Error::UnknownKey { .. })));
+}

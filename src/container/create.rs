@@ -1,0 +1,127 @@
+//! `hutch create`: builds the container in a staging directory next to its final
+//! place and renames it in only when complete, so an interrupted create leaves no
+//! half-made container (the staging directory is removed by the next create of that
+//! name, which holds the same lock).
+
+use std::path::{Path, PathBuf};
+
+use super::{Error, Notices, io_err};
+use crate::config::Config;
+use crate::fsutil;
+use crate::lock::Lock;
+use crate::paths::Paths;
+use crate::rootfs;
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    Dir(PathBuf),
+    Tar(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct Created {
+    pub init_family: &'static str,
+    pub config: Config,
+    pub notices: Notices,
+}
+
+/// Removes its directory unless disarmed.
+struct Staging {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = fsutil::remove_tree(&self.path);
+        }
+    }
+}
+
+pub fn staging_dir(paths: &Paths, name: &str) -> PathBuf {
+    paths.containers().join(format!(".staging-{name}"))
+}
+
+pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> Result<Created, Error> {
+    crate::name::validate(name)?;
+    let mut notices = Notices::new();
+    // Check the input before creating anything.
+    match source {
+        Source::Dir(dir) => {
+            rootfs::check_dir(dir)?;
+            rootfs::detect_init(dir)?;
+        }
+        Source::Tar(file) => {
+            let md = std::fs::metadata(file).map_err(|source| rootfs::Error::Read { path: file.clone(), source })?;
+            if !md.is_file() {
+                return Err(rootfs::Error::Unpack { archive: file.clone(), message: "it is not a regular file".into() }.into());
+            }
+        }
+    }
+    if !privileged {
+        let (_, added) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
+        notices.extend(added);
+    }
+
+    fsutil::ensure_dir(&paths.containers(), 0o700).map_err(io_err("create", paths.containers()))?;
+    let _lock = Lock::acquire(&paths.lock(name)).map_err(io_err("lock", paths.lock(name)))?;
+    let final_dir = paths.container(name);
+    if final_dir.exists() {
+        return Err(Error::Exists { name: name.into() });
+    }
+    let staging = Staging { path: staging_dir(paths, name), armed: true };
+    if staging.path.exists() {
+        fsutil::remove_tree(&staging.path).map_err(io_err("remove", &staging.path))?;
+        notices.push(format!("removed {} left by an interrupted create", staging.path.display()));
+    }
+    fsutil::ensure_dir(&staging.path, 0o700).map_err(io_err("create", &staging.path))?;
+    let rootfs = staging.path.join("rootfs");
+    match source {
+        Source::Dir(dir) => {
+            rootfs::copy::copy_tree(dir, &rootfs).map_err(|source| rootfs::Error::Copy { path: dir.clone(), source })?;
+        }
+        Source::Tar(file) => {
+            std::fs::create_dir(&rootfs).map_err(io_err("create", &rootfs))?;
+            let stats = rootfs::unpack::unpack(file, &rootfs, privileged)?;
+            if stats.devices_skipped > 0 {
+                notices.push(format!(
+                    "skipped {} device nodes in the archive (an unprivileged container gets its /dev from hutch)",
+                    stats.devices_skipped
+                ));
+            }
+            if stats.refused > 0 {
+                notices.push(format!("refused {} archive entries that pointed outside the root filesystem", stats.refused));
+            }
+        }
+    }
+    let (init, family) = rootfs::detect_init(&rootfs).map_err(|e| match e {
+        rootfs::Error::NoInit { tried, .. } => rootfs::Error::NoInit {
+            path: match source {
+                Source::Dir(d) => d.clone(),
+                Source::Tar(t) => t.clone(),
+            },
+            tried,
+        },
+        other => other,
+    })?;
+    let config = Config::new(init, privileged);
+    config.save(&staging.path.join("config.toml"))?;
+    fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
+
+    rename_noreplace(&staging.path, &final_dir).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            Error::Exists { name: name.into() }
+        } else {
+            Error::Io { action: "move into place", path: final_dir.clone(), source: e }
+        }
+    })?;
+    let mut staging = staging;
+    staging.armed = false;
+    Ok(Created { init_family: family, config, notices })
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE)?;
+    std::fs::File::open(to.parent().unwrap_or(Path::new("/")))?.sync_all()
+}

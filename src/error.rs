@@ -1,0 +1,48 @@
+//! The top-level error: every module's error, plus the few the CLI raises itself.
+//! Messages read "failed to <verb> <object>: <cause>"; `hint` adds what to do.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Container(#[from] crate::container::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Exec(#[from] crate::exec::Error),
+    #[error(transparent)]
+    Name(#[from] crate::name::NameError),
+    #[error(transparent)]
+    Signal(#[from] crate::signal::SignalError),
+    #[error("failed to {action}: {message}")]
+    Cli { action: String, message: String, hint: Option<String> },
+}
+
+impl Error {
+    pub fn cli(action: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::Cli { action: action.into(), message: message.into(), hint: None }
+    }
+
+    pub fn with_hint(action: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Cli { action: action.into(), message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Container(e) => e.hint(),
+            Error::Config(e) => e.hint(),
+            Error::Exec(e) => e.hint(),
+            Error::Cli { hint, .. } => hint.clone(),
+            Error::Name(_) | Error::Signal(_) => None,
+        }
+    }
+}
+
+/// Prints an error the way every hutch command does.
+pub fn report(e: &Error) {
+    eprintln!("hutch: error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("hint: {h}");
+    }
+}

@@ -1,0 +1,359 @@
+//! `hutch exec` and `hutch shell`: run a command inside a running container.
+//!
+//! The CLI process stays on the host and relays the terminal or waits. A first child
+//! makes itself non-dumpable, joins the container's cgroup (next to init), then every
+//! namespace at once through a pidfd of init (`setns` with a pidfd, so a recycled pid
+//! can never be joined), becomes the target user and allocates a pty from the
+//! container's own devpts when asked. A second child, born inside the container's pid
+//! namespace, starts a new session and execs the command with a clean environment and
+//! no inherited descriptors. The first child exits with the command's status, 128+N
+//! when it was killed by signal N.
+
+mod passwd;
+pub mod proxy;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use thiserror::Error;
+
+use crate::container::{Status, observe};
+use crate::paths::Paths;
+use crate::runtime::channel;
+use crate::state::RuntimeState;
+use crate::sys;
+
+pub use passwd::User;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("failed to run a command in {name}: it is not running")]
+    NotRunning { name: String },
+    #[error("failed to run a command in {name}: it is frozen")]
+    Frozen { name: String },
+    #[error("failed to run a command in {name}: {message}")]
+    Failed { name: String, message: String },
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotRunning { name } => Some(format!("start it with `hutch start {name}`")),
+            Error::Frozen { name } => Some(format!("thaw it with `hutch unfreeze {name}`")),
+            Error::Failed { .. } => None,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct Spec {
+    /// Program and arguments; the program is searched in the container's PATH.
+    pub argv: Vec<String>,
+    /// Extra environment (`-e K=V`), applied over the defaults.
+    pub env: Vec<(String, String)>,
+    /// User: a name, a uid, or `uid:gid` from the container's own files (default root).
+    pub user: Option<String>,
+    /// Working directory (default: the user's home, or /).
+    pub cwd: Option<String>,
+    /// Allocate a pseudo-terminal.
+    pub tty: bool,
+    /// Run the user's login shell instead of `argv`.
+    pub login_shell: bool,
+}
+
+/// Runs `spec` in container `name`; returns the exit status to exit with.
+pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
+    crate::name::validate(name).map_err(|e| Error::Failed { name: name.into(), message: e.to_string() })?;
+    let obs = observe(paths, name);
+    match obs.status {
+        Status::Frozen => return Err(Error::Frozen { name: name.into() }),
+        _ if !obs.init_alive => return Err(Error::NotRunning { name: name.into() }),
+        _ => {}
+    }
+    let state = obs.state.expect("a running container has state");
+    let init = state.init.expect("a running container has an init");
+    let fail = |message: String| Error::Failed { name: name.into(), message };
+    let pidfd = init.pidfd().ok_or_else(|| Error::NotRunning { name: name.into() })?;
+    let sub = init_cgroup(&paths.cgroup_parent, name, init.pid);
+
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGCHLD, Signal::SIGWINCH] {
+        mask.add(s);
+    }
+    mask.thread_block().map_err(|e| fail(format!("failed to block signals: {e}")))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| fail(format!("failed to create a signalfd: {e}")))?;
+    let (ours, theirs) = channel::pair().map_err(|e| fail(format!("failed to create a socketpair: {e}")))?;
+
+    // SAFETY: this process is single-threaded (the CLI starts no threads), so the
+    // child may run arbitrary code until it execs or exits.
+    let c1 = match unsafe { fork() }.map_err(|e| fail(format!("fork failed: {e}")))? {
+        ForkResult::Child => {
+            drop(ours);
+            drop(signals);
+            first_child(&state, &pidfd, &sub, spec, theirs)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    drop(pidfd);
+    proxy::supervise(c1, ours, signals, spec.tty).map_err(fail)
+}
+
+/// Init's cgroup relative to the container's cgroup2 root (`/init.scope` under
+/// systemd, `/` otherwise), read from the host's view of /proc/PID/cgroup.
+fn init_cgroup(parent: &str, name: &str, pid: i32) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let base = format!("/{parent}/{name}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .and_then(|p| p.strip_prefix(&base))
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .map(|rest| if rest.is_empty() { "/".to_string() } else { rest.to_string() })
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Message tags on the socket to the CLI.
+pub const MSG_MASTER: u8 = b'M';
+pub const MSG_PID: u8 = b'P';
+pub const MSG_ERROR: u8 = b'E';
+
+fn send_error(sock: &OwnedFd, msg: &str) {
+    let mut data = vec![MSG_ERROR];
+    data.extend_from_slice(msg.as_bytes());
+    let _ = channel::send(sock.as_fd(), &data, None);
+}
+
+/// Joins the container and forks the command's process; exits with its status.
+fn first_child(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Spec, sock: OwnedFd) -> ! {
+    match first_child_inner(state, pidfd, sub, spec, &sock) {
+        Ok(code) => sys::exit_now(code),
+        Err(msg) => {
+            send_error(&sock, &msg);
+            sys::exit_now(125)
+        }
+    }
+}
+
+fn first_child_inner(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Spec, sock: &OwnedFd) -> Result<i32, String> {
+    sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
+    state.cgroup.attach_self_at(Path::new(sub)).map_err(|e| e.to_string())?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    if !state.privileged {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    nix::sched::setns(pidfd, flags).map_err(|e| format!("failed to join the container's namespaces: {e}"))?;
+    if !state.privileged {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the container: {e}"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the container: {e}"))?;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;
+
+    let slave = if spec.tty {
+        let master = rustix::fs::open("/dev/ptmx", rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| format!("failed to allocate a pseudo-terminal in the container: {e}"))?;
+        sys::unlock_pty(master.as_fd()).map_err(|e| format!("failed to unlock the pseudo-terminal: {e}"))?;
+        let slave = sys::pty_peer(master.as_fd()).map_err(|e| format!("failed to open the pseudo-terminal: {e}"))?;
+        channel::send(sock.as_fd(), &[MSG_MASTER], Some(master.as_fd())).map_err(|e| format!("failed to pass the terminal on: {e}"))?;
+        Some(slave)
+    } else {
+        None
+    };
+
+    // SAFETY: still single-threaded; the grandchild execs or exits.
+    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+        ForkResult::Child => second_child(spec, &user, slave, sock),
+        ForkResult::Parent { child } => {
+            drop(slave);
+            let mut data = vec![MSG_PID];
+            data.extend_from_slice(&child.as_raw().to_le_bytes());
+            let _ = channel::send(sock.as_fd(), &data, None);
+            loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+                    Ok(_) => continue,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(format!("failed to wait for the command: {e}")),
+                }
+            }
+        }
+    }
+}
+
+fn second_child(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd) -> ! {
+    let err = match second_child_inner(spec, user, slave, sock) {
+        Err(e) => e,
+    };
+    send_error(sock, &err.0);
+    sys::exit_now(err.1)
+}
+
+fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd) -> Result<std::convert::Infallible, (String, i32)> {
+    let fail = |m: String| (m, 126);
+    let _ = nix::unistd::setsid();
+    if let Some(slave) = slave {
+        let _ = rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(user.uid)), None);
+        sys::set_controlling_tty(slave.as_fd()).map_err(|e| fail(format!("failed to set the controlling terminal: {e}")))?;
+        for fd in 0..3 {
+            sys::dup_onto(slave.as_fd(), fd).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
+        }
+    }
+    let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| (*g).into()).collect();
+    nix::unistd::setgroups(&groups).map_err(|e| fail(format!("failed to set the groups of {}: {e}", user.name)))?;
+    nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into()).map_err(|e| fail(format!("failed to switch to gid {}: {e}", user.gid)))?;
+    nix::unistd::setresuid(user.uid.into(), user.uid.into(), user.uid.into()).map_err(|e| fail(format!("failed to switch to user {}: {e}", user.name)))?;
+
+    match &spec.cwd {
+        Some(dir) => std::env::set_current_dir(dir).map_err(|e| fail(format!("failed to change to {dir}: {e}")))?,
+        None => {
+            if std::env::set_current_dir(&user.home).is_err() {
+                std::env::set_current_dir("/").map_err(|e| fail(format!("failed to change to /: {e}")))?;
+            }
+        }
+    }
+    // The working directory must be inside the container (CVE-2024-21626).
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(fail("the working directory is outside the container".into())),
+    }
+
+    let env = environment(spec, user);
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    let (program, argv) = if spec.login_shell {
+        let base = Path::new(&user.shell).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "sh".into());
+        (user.shell.clone(), vec![format!("-{base}")])
+    } else {
+        let program = find_program(&spec.argv[0], &path_var).ok_or_else(|| (format!("{}: command not found", spec.argv[0]), 127))?;
+        (program, spec.argv.clone())
+    };
+    let cstr = |s: &str| CString::new(s).map_err(|_| fail(format!("{s:?} contains a NUL byte")));
+    let mut c_argv = vec![cstr(&program)?];
+    c_argv.extend(argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?);
+    let c_env = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+
+    reset_signals();
+    sys::cloexec_from(3).map_err(|e| fail(format!("failed to close inherited descriptors: {e}")))?;
+    let _ = sock.as_raw_fd();
+    let err = execv_with_argv0(&c_argv, &c_env);
+    let code = if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+    Err((format!("failed to execute {program}: {err}"), code))
+}
+
+/// execve(program, argv, env) where `c_argv[0]` is the program path and the rest is
+/// the argv the program sees (so a login shell can be given `-bash` as its name).
+fn execv_with_argv0(c_argv: &[CString], env: &[CString]) -> std::io::Error {
+    let program = &c_argv[0];
+    let args = &c_argv[1..];
+    let mut argv_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of pointers into CStrings that outlive the call.
+    unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+    std::io::Error::last_os_error()
+}
+
+/// The command's environment: nothing from the host, a sane base, then `-e` values.
+pub fn environment(spec: &Spec, user: &User) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), crate::runtime::policy::INIT_PATH.into()),
+        ("HOME".into(), user.home.clone()),
+        ("USER".into(), user.name.clone()),
+        ("LOGNAME".into(), user.name.clone()),
+        ("SHELL".into(), user.shell.clone()),
+        ("LANG".into(), "C.UTF-8".into()),
+    ];
+    if spec.tty {
+        let term = std::env::var("TERM").ok().filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()));
+        env.push(("TERM".into(), term.unwrap_or_else(|| "xterm".into())));
+    }
+    for (k, v) in &spec.env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+/// `program` if it names a path, else the first executable match in `path`.
+fn find_program(program: &str, path: &str) -> Option<String> {
+    if program.contains('/') {
+        return Some(program.to_string());
+    }
+    path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{program}")).find(|cand| {
+        std::fs::metadata(cand).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+    })
+}
+
+fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigmaskHow, signal, sigprocmask};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installing SIG_DFL runs no handler code.
+            let _ = unsafe { signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+            let _ = SigHandler::SigDfl;
+        }
+    }
+}
+
+/// Whether a wait status says the first child is done; its exit code if so.
+pub(crate) fn reap(pid: Pid) -> Option<i32> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(code),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Some(128 + sig as i32),
+        Ok(_) => None,
+        Err(_) => Some(125),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> User {
+        User { name: "root".into(), uid: 0, gid: 0, home: "/root".into(), shell: "/bin/bash".into(), groups: vec![0] }
+    }
+
+    #[test]
+    fn environment_is_clean_and_overridable() {
+        // SAFETY: test-only; no other thread reads the environment concurrently here.
+        unsafe { std::env::set_var("HUTCH_TEST_SECRET", "leak") };
+        let spec = Spec { env: vec![("LANG".into(), "de_DE.UTF-8".into()), ("FOO".into(), "bar".into())], ..Spec::default() };
+        let env = environment(&spec, &root());
+        assert!(!env.iter().any(|(k, _)| k == "HUTCH_TEST_SECRET"));
+        assert!(!env.iter().any(|(k, _)| k == "TERM"), "no TERM without a tty");
+        assert!(env.contains(&("LANG".into(), "de_DE.UTF-8".into())));
+        assert!(env.contains(&("FOO".into(), "bar".into())));
+        assert_eq!(env.iter().filter(|(k, _)| k == "LANG").count(), 1);
+        assert!(env.contains(&("HOME".into(), "/root".into())));
+    }
+
+    #[test]
+    fn programs_are_found_in_path() {
+        assert_eq!(find_program("/bin/true", "/nowhere").as_deref(), Some("/bin/true"));
+        assert!(find_program("sh", "/nowhere:/bin:/usr/bin").is_some());
+        assert_eq!(find_program("definitely-not-a-command", "/bin:/usr/bin"), None);
+    }
+
+    #[test]
+    fn init_cgroup_is_relative_to_the_container() {
+        let me = std::process::id() as i32;
+        // Our own cgroup is not under /hutch/c: falls back to the container root.
+        assert_eq!(init_cgroup("hutch", "c", me), "/");
+    }
+}

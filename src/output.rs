@@ -1,0 +1,97 @@
+//! Output for people (aligned tables, key/value blocks) and for programs (`--format
+//! json`, with a `format_version` so scripts can rely on the shape).
+
+use clap::ValueEnum;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Version of the JSON shapes printed by read commands.
+pub const JSON_VERSION: u32 = 1;
+
+/// Renders rows as a left-aligned table with a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+/// Renders `key: value` pairs with aligned values.
+pub fn pairs(items: &[(&str, String)]) -> String {
+    let w = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    items.iter().map(|(k, v)| format!("{:<w$} {v}\n", format!("{k}:"), w = w)).collect()
+}
+
+/// `2026-11-23 14:05:09 UTC` from milliseconds since the epoch.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `3d4h`, `2h05m`, `4m12s`, `9s`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["NAME", "STATE"], &[vec!["web".into(), "running".into()], vec!["database".into(), "stopped".into()]]);
+        assert_eq!(t, "NAME      STATE\nweb       running\ndatabase  stopped\n");
+    }
+
+    #[test]
+    fn dates_and_durations() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_795_437_909_000), "2026-11-23 12:45:09 UTC");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(duration(9), "9s");
+        assert_eq!(duration(252), "4m12s");
+        assert_eq!(duration(7500), "2h05m");
+        assert_eq!(duration(273_600), "3d4h");
+    }
+}

@@ -1,0 +1,128 @@
+//! The container's first process, from clone to exec of init. It runs in the new
+//! namespaces (user, pid, mount, uts, ipc, net), waits for the monitor's go-ahead,
+//! then, in this order:
+//!
+//! 1. becomes root of its user namespace (the monitor has written the id maps);
+//! 2. unshares its cgroup namespace (the monitor has already put it in the container's
+//!    cgroup, which thereby becomes the namespace root);
+//! 3. makes every mount private, so nothing below propagates to the host;
+//! 4. attaches the prepared (idmapped) root filesystem and applies the mount plan;
+//! 5. pivot_roots into it and detaches the old root (never chroot);
+//! 6. sets the hostname, drops bounding capabilities, resets signals;
+//! 7. puts stdio on /dev/console, marks every other fd close-on-exec, and execs init
+//!    with a clean environment.
+//!
+//! Any failure is sent to the monitor as text and the process exits.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::MoveMountFlags;
+
+use super::apply::Root;
+use super::plan::Step;
+use super::{channel, policy};
+use crate::sys;
+
+/// Everything the child needs; computed by the monitor before clone.
+pub struct ChildSpec {
+    /// Host path of the root filesystem (the mount is attached on top of it).
+    pub rootfs: std::path::PathBuf,
+    pub steps: Vec<Step>,
+    pub hostname: String,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub privileged: bool,
+}
+
+/// Runs the child side; never returns.
+pub fn run(spec: &ChildSpec, sock: OwnedFd) -> ! {
+    let Err(msg) = setup(spec, &sock);
+    let _ = channel::send(sock.as_fd(), msg.as_bytes(), None);
+    sys::exit_now(1)
+}
+
+fn setup(spec: &ChildSpec, sock: &OwnedFd) -> Result<Infallible, String> {
+    let tree = channel::recv_go(sock.as_fd())?;
+
+    if !spec.privileged {
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the user namespace (setresgid): {e}"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the user namespace (setresuid): {e}"))?;
+    }
+    nix::unistd::setgroups(&[]).map_err(|e| format!("failed to clear supplementary groups: {e}"))?;
+
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("failed to create the cgroup namespace: {e}"))?;
+
+    nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| format!("failed to make mounts private: {e}"))?;
+
+    attach_rootfs(&tree, &spec.rootfs)?;
+    let root_fd = rustix::fs::open(&spec.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("failed to open the root filesystem {}: {e}", spec.rootfs.display()))?;
+
+    let old_umask = rustix::process::umask(Mode::empty());
+    let mut root = Root::new(root_fd);
+    root.apply(&spec.steps).map_err(|e| e.to_string())?;
+
+    pivot(&root)?;
+    drop(root);
+
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
+    for (name, cap) in policy::DROPPED_CAPS {
+        sys::capbset_drop(*cap).map_err(|e| format!("failed to drop {name} from the bounding set: {e}"))?;
+    }
+    reset_signals();
+    console_stdio()?;
+    rustix::process::umask(old_umask);
+
+    sys::cloexec_from(3).map_err(|e| format!("failed to close inherited descriptors: {e}"))?;
+    let err = sys::execve(&spec.argv, &spec.env);
+    let init = spec.argv[0].to_string_lossy();
+    Err(match err.raw_os_error() {
+        Some(libc::ENOENT) => format!("failed to execute init {init}: it does not exist in the root filesystem"),
+        Some(libc::EACCES) => format!("failed to execute init {init}: permission denied (is it executable?)"),
+        Some(libc::ENOEXEC) => format!("failed to execute init {init}: not an executable format this kernel runs"),
+        _ => format!("failed to execute init {init}: {err}"),
+    })
+}
+
+fn attach_rootfs(tree: &OwnedFd, rootfs: &Path) -> Result<(), String> {
+    rustix::mount::move_mount(tree, "", rustix::fs::CWD, rootfs, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", rootfs.display()))
+}
+
+/// pivot_root(".", "."), then detach the old root that is now stacked beneath.
+fn pivot(root: &Root) -> Result<(), String> {
+    rustix::process::fchdir(root.fd()).map_err(|e| format!("failed to enter the root filesystem: {e}"))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| format!("failed to pivot_root into the root filesystem: {e}"))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(|e| format!("failed to detach the old root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| format!("failed to change to /: {e}"))?;
+    Ok(())
+}
+
+/// The monitor blocks and ignores signals; init must start with a clean slate
+/// (ignored dispositions survive exec).
+fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installing SIG_DFL is always sound; no handler code runs.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        }
+    }
+}
+
+/// A new session with stdio on the console (or /dev/null without one).
+fn console_stdio() -> Result<(), String> {
+    let _ = nix::unistd::setsid();
+    let open = |p: &str| rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty());
+    let fd = open("/dev/console").or_else(|_| open("/dev/null")).map_err(|e| format!("failed to open /dev/console: {e}"))?;
+    for target in 0..3 {
+        sys::dup_onto(fd.as_fd(), target).map_err(|e| format!("failed to set up init's stdio: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Runtime state (`run/NAME/state.json`, written by the monitor) and the persistent
+//! record of how the last run ended (`containers/NAME/last-exit.json`).
+//!
+//! Processes are identified by pid *and* start time, so a recycled pid is never
+//! mistaken for the container's init; the host boot id recognises state left over
+//! from before a host reboot.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::ContainerCgroup;
+use crate::idmap::IdMap;
+
+pub const VERSION: u32 = 1;
+
+/// A process, pinned by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proc {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl Proc {
+    pub fn of(pid: i32) -> io::Result<Proc> {
+        Ok(Proc { pid, start_time: crate::sys::process_start_time(pid)? })
+    }
+
+    /// Still the same process (alive, or a zombie not yet reaped)?
+    pub fn is_alive(&self) -> bool {
+        crate::sys::process_start_time(self.pid).is_ok_and(|t| t == self.start_time)
+    }
+
+    /// A pidfd for the process, checked to still be the same process after opening
+    /// (so signals sent through it cannot hit a recycled pid).
+    pub fn pidfd(&self) -> Option<OwnedFd> {
+        let fd = crate::sys::pidfd_open(self.pid).ok()?;
+        self.is_alive().then_some(fd)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Starting,
+    Running,
+    Stopping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeState {
+    pub version: u32,
+    pub boot_id: String,
+    pub phase: Phase,
+    pub monitor: Proc,
+    /// Init of the current boot, once it has been executed.
+    pub init: Option<Proc>,
+    /// When the current boot began (ms since the epoch).
+    pub started_at_ms: u64,
+    /// When init reported ready.
+    pub ready_at_ms: Option<u64>,
+    /// Boots by this monitor (more than 1 after in-guest reboots).
+    pub boots: u32,
+    pub privileged: bool,
+    pub idmap: Option<IdMap>,
+    pub cgroup: ContainerCgroup,
+    pub halt_signal: i32,
+    pub stop_timeout: u64,
+}
+
+impl RuntimeState {
+    pub fn load(path: &Path) -> io::Result<Option<RuntimeState>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("state always serialises");
+        crate::fsutil::atomic_write(path, &json, 0o600)
+    }
+
+    /// Written before the current host boot?
+    pub fn is_from_another_boot(&self) -> bool {
+        self.boot_id != crate::sys::boot_id()
+    }
+}
+
+/// How the last run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub at_ms: u64,
+    /// `poweroff`, `killed`, `exited`, `signaled`, `failed` or `lost`.
+    pub how: String,
+    /// Human-readable description.
+    pub detail: String,
+}
+
+impl LastExit {
+    pub fn new(how: &str, detail: impl Into<String>) -> LastExit {
+        LastExit { at_ms: crate::fsutil::now_ms(), how: how.into(), detail: detail.into() }
+    }
+
+    pub fn load(path: &Path) -> Option<LastExit> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("record always serialises");
+        crate::fsutil::atomic_write(path, &json, 0o644)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_identity_detects_reuse() {
+        let me = Proc::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        assert!(me.pidfd().is_some());
+        let recycled = Proc { start_time: me.start_time + 1, ..me };
+        assert!(!recycled.is_alive());
+        assert!(recycled.pidfd().is_none());
+    }
+
+    #[test]
+    fn state_round_trips_and_knows_the_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        assert!(RuntimeState::load(&p).unwrap().is_none());
+        let s = RuntimeState {
+            version: VERSION,
+            boot_id: crate::sys::boot_id(),
+            phase: Phase::Running,
+            monitor: Proc { pid: 10, start_time: 5 },
+            init: Some(Proc { pid: 11, start_time: 6 }),
+            started_at_ms: 1,
+            ready_at_ms: Some(2),
+            boots: 1,
+            privileged: false,
+            idmap: Some(IdMap { uid: 100000, gid: 100000, size: 65536 }),
+            cgroup: ContainerCgroup { unified: "/sys/fs/cgroup/unified/hutch/c".into(), v1: vec![] },
+            halt_signal: 37,
+            stop_timeout: 30,
+        };
+        s.save(&p).unwrap();
+        let back = RuntimeState::load(&p).unwrap().unwrap();
+        assert_eq!(back, s);
+        assert!(!back.is_from_another_boot());
+        let old = RuntimeState { boot_id: "00000000-0000-0000-0000-000000000000".into(), ..s };
+        assert!(old.is_from_another_boot());
+    }
+}
