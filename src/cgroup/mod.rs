@@ -173,6 +173,22 @@ impl ContainerCgroup {
     /// unprivileged containers delegates the cgroup2 directory to `owner` (the host
     /// uid and gid of the container's root).
     pub fn create(&self, layout: &Layout, owner: Option<(u32, u32)>) -> Result<(), Error> {
+        // A concurrent `remove` of the last sibling may delete the shared parent
+        // between our mkdirs: try again.
+        let mut tries = 0;
+        loop {
+            match self.create_once(layout, owner) {
+                Err(Error::Create { source, .. }) | Err(Error::Write { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn create_once(&self, layout: &Layout, owner: Option<(u32, u32)>) -> Result<(), Error> {
         let parent = self.unified.parent().expect("container cgroups have a parent");
         mkdir(parent)?;
         if let Layout::Unified { .. } = layout {
@@ -305,6 +321,11 @@ impl ContainerCgroup {
     pub fn remove(&self) -> Result<(), Error> {
         for dir in std::iter::once(&self.unified).chain(&self.v1) {
             remove_tree(dir)?;
+            // The shared parent goes too once its last container has gone (fails,
+            // harmlessly, while others remain); `create` retries if it loses a race.
+            if let Some(parent) = dir.parent() {
+                let _ = fs::remove_dir(parent);
+            }
         }
         Ok(())
     }

@@ -105,6 +105,9 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
         },
         other => other,
     })?;
+    // systemd applies /etc/hostname over the hostname it is given, so write it.
+    rootfs::write_file(&rootfs, "/etc/hostname", format!("{name}\n").as_bytes(), 0o644)
+        .map_err(io_err("write /etc/hostname in", &rootfs))?;
     let config = Config::new(init, privileged);
     config.save(&staging.path.join("config.toml"))?;
     fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;

@@ -16,7 +16,7 @@ use rustix::mount::OpenTreeFlags;
 
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
-use crate::runtime::channel;
+use crate::runtime::{apply, channel};
 use crate::runtime::child::{self, ChildSpec};
 use crate::state::Proc;
 use crate::sys::{self, Forked};
@@ -29,18 +29,25 @@ pub struct Launched {
 /// Starts the container's init. On failure the child is gone and the message says why.
 pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) -> Result<Launched, String> {
     let (parent_end, child_end) = channel::pair().map_err(|e| format!("failed to create the start channel: {e}"))?;
+    let host = apply::prepare_host_binds(&spec.steps).map_err(|e| e.to_string())?;
     let mut flags = (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
-    let (pid, pidfd) = match sys::clone3(flags).map_err(|e| format!("failed to create the container's namespaces (clone3): {e}"))? {
+    // The child inherits this directory in its own copy of the mount tree and attaches
+    // the root filesystem there, without needing to reach the path.
+    std::env::set_current_dir(&spec.rootfs).map_err(|e| format!("failed to enter {}: {e}", spec.rootfs.display()))?;
+    let forked = sys::clone3(flags);
+    let _ = std::env::set_current_dir("/");
+    let (pid, pidfd) = match forked.map_err(|e| format!("failed to create the container's namespaces (clone3): {e}"))? {
         Forked::Child => {
             drop(parent_end);
-            child::run(spec, child_end)
+            child::run(spec, host, child_end)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(child_end);
+    drop(host);
 
     let abort = |msg: String| {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);

@@ -113,6 +113,39 @@ pub fn resolve_executable(rootfs: &Path, path: &str) -> Option<PathBuf> {
     Some(Path::new("/").join(host.strip_prefix(&real_root).unwrap_or(&host)))
 }
 
+/// Writes `contents` to `path` inside `rootfs` (e.g. `/etc/hostname`), resolving
+/// every component inside the rootfs and replacing the file by rename, so a symlink
+/// planted at the path or above it can never redirect the write to the host.
+pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::Result<()> {
+    let rel = path.trim_start_matches('/');
+    let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path} does not name a file")));
+    }
+    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let parent = rustix::fs::openat2(
+        &root,
+        if dir.is_empty() { "." } else { dir },
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let tmp = format!(".{name}.hutch-{}", std::process::id());
+    let fd = rustix::fs::openat(&parent, tmp.as_str(), OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(mode))?;
+    let result = (|| -> io::Result<()> {
+        let mut f = std::fs::File::from(fd);
+        io::Write::write_all(&mut f, contents)?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+        f.sync_all()?;
+        rustix::fs::renameat(&parent, tmp.as_str(), &parent, name)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = rustix::fs::unlinkat(&parent, tmp.as_str(), rustix::fs::AtFlags::empty());
+    }
+    result
+}
+
 pub fn check_dir(path: &Path) -> Result<(), Error> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Missing { path: path.into() }),
@@ -170,6 +203,35 @@ mod tests {
         let err = detect_init(d.path()).unwrap_err();
         assert!(matches!(err, Error::NoInit { .. }), "{err}");
         assert!(err.to_string().contains("/sbin/init"));
+    }
+
+    #[test]
+    fn writes_stay_inside_the_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        // /etc -> the host's outside dir (absolute symlink), /etc/hostname -> elsewhere.
+        symlink(&outside, root.join("etc")).unwrap();
+        // Resolved inside the root, the absolute link leads to root/<outside path>,
+        // which does not exist: the write fails instead of escaping.
+        assert!(write_file(&root, "/etc/hostname", b"web\n", 0o644).is_err());
+        assert!(!outside.join("hostname").exists(), "the write escaped through an absolute symlink");
+        let inside = root.join(outside.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        write_file(&root, "/etc/hostname", b"web\n", 0o644).unwrap();
+        assert!(!outside.join("hostname").exists(), "the write escaped through an absolute symlink");
+        assert_eq!(std::fs::read(inside.join("hostname")).unwrap(), b"web\n");
+
+        let root2 = d.path().join("root2");
+        std::fs::create_dir_all(root2.join("etc")).unwrap();
+        std::fs::write(outside.join("victim"), b"keep").unwrap();
+        symlink(outside.join("victim"), root2.join("etc/hostname")).unwrap();
+        write_file(&root2, "etc/hostname", b"web\n", 0o644).unwrap();
+        assert_eq!(std::fs::read(outside.join("victim")).unwrap(), b"keep");
+        assert_eq!(std::fs::read(root2.join("etc/hostname")).unwrap(), b"web\n");
+        assert!(!std::fs::symlink_metadata(root2.join("etc/hostname")).unwrap().file_type().is_symlink());
     }
 
     #[test]

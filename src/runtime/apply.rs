@@ -4,8 +4,10 @@
 //! rootfs cannot redirect a mount outside itself with symlinks or races
 //! (CVE-2021-30465, CVE-2019-19921 class).
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
@@ -24,11 +26,36 @@ pub enum Error {
     BadSource { source_path: String, path: String, expected: String },
 }
 
+/// Host paths bind-mounted into the container, opened by the monitor before the
+/// clone as detached mounts (checked, flags set). The container's first process
+/// cannot reach host paths itself: it is unprivileged and may not even traverse the
+/// directories above them, and a mount of the host namespace cannot be cloned from
+/// inside another one.
+pub type HostBinds = HashMap<PathBuf, OwnedFd>;
+
+/// Opens, checks and flags every `BindHost` source of `steps` (monitor side).
+pub fn prepare_host_binds(steps: &[Step]) -> Result<HostBinds, Error> {
+    let mut out = HostBinds::new();
+    for step in steps {
+        let Step::BindHost { source, target, check, attrs, required } = step else { continue };
+        let tree = match rustix::mount::open_tree(rustix::fs::CWD, source, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC) {
+            Ok(t) => t,
+            Err(rustix::io::Errno::NOENT) if !required => continue,
+            Err(e) => return Err(Error::Step { action: "bind-mount onto", path: format!("{target} from {}", source.display()), source: e.into() }),
+        };
+        verify(&tree, *check).map_err(|expected| Error::BadSource { source_path: source.display().to_string(), path: target.clone(), expected })?;
+        set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
+        out.insert(source.clone(), tree);
+    }
+    Ok(out)
+}
+
 /// The new root, as an `O_PATH` directory descriptor.
 pub struct Root {
     fd: OwnedFd,
     /// One empty read-only tmpfs, cloned for every masked directory.
     mask: Option<OwnedFd>,
+    host: HostBinds,
 }
 
 fn step_err<'a>(action: &'static str, path: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -46,8 +73,8 @@ fn is_missing(e: &io::Error) -> bool {
 }
 
 impl Root {
-    pub fn new(fd: OwnedFd) -> Root {
-        Root { fd, mask: None }
+    pub fn new(fd: OwnedFd, host: HostBinds) -> Root {
+        Root { fd, mask: None, host }
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -111,16 +138,17 @@ impl Root {
                 let mnt = new_fs(fstype, options, *attrs).map_err(|source| Error::Step { action: "mount a new filesystem on", path: format!("{target} ({fstype})"), source })?;
                 self.attach(&mnt, target, "mount")?;
             }
-            Step::BindHost { source, target, check, attrs, required } => {
-                let tree = match rustix::mount::open_tree(rustix::fs::CWD, source, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC) {
-                    Ok(t) => t,
-                    Err(rustix::io::Errno::NOENT) if !required => return Ok(()),
-                    Err(e) => return Err(Error::Step { action: "bind-mount onto", path: format!("{target} from {}", source.display()), source: e.into() }),
-                };
-                verify(&tree, *check).map_err(|expected| Error::BadSource { source_path: source.display().to_string(), path: target.clone(), expected })?;
-                set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
-                self.attach(&tree, target, "bind-mount onto")?;
-            }
+            Step::BindHost { source, target, required, .. } => match self.host.remove(source) {
+                Some(tree) => self.attach(&tree, target, "bind-mount onto")?,
+                None if !required => {}
+                None => {
+                    return Err(Error::Step {
+                        action: "bind-mount onto",
+                        path: format!("{target} from {}", source.display()),
+                        source: io::Error::from_raw_os_error(libc::EBADF),
+                    });
+                }
+            },
             Step::BindInside { source, target, attrs } => {
                 let src = self.resolve(source).map_err(step_err("open", source))?;
                 let tree = clone_tree(&src, false).map_err(step_err("clone mount of", source))?;

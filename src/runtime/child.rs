@@ -17,12 +17,11 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MoveMountFlags;
 
-use super::apply::Root;
+use super::apply::{HostBinds, Root};
 use super::plan::Step;
 use super::{channel, policy};
 use crate::sys;
@@ -38,14 +37,16 @@ pub struct ChildSpec {
     pub privileged: bool,
 }
 
-/// Runs the child side; never returns.
-pub fn run(spec: &ChildSpec, sock: OwnedFd) -> ! {
-    let Err(msg) = setup(spec, &sock);
+/// Runs the child side; never returns. The caller has made the rootfs directory the
+/// current directory (so the child can attach it without reaching its host path) and
+/// prepared `host` before the clone.
+pub fn run(spec: &ChildSpec, host: HostBinds, sock: OwnedFd) -> ! {
+    let Err(msg) = setup(spec, host, &sock);
     let _ = channel::send(sock.as_fd(), msg.as_bytes(), None);
     sys::exit_now(1)
 }
 
-fn setup(spec: &ChildSpec, sock: &OwnedFd) -> Result<Infallible, String> {
+fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible, String> {
     let tree = channel::recv_go(sock.as_fd())?;
 
     if !spec.privileged {
@@ -59,12 +60,13 @@ fn setup(spec: &ChildSpec, sock: &OwnedFd) -> Result<Infallible, String> {
     nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| format!("failed to make mounts private: {e}"))?;
 
-    attach_rootfs(&tree, &spec.rootfs)?;
-    let root_fd = rustix::fs::open(&spec.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("failed to open the root filesystem {}: {e}", spec.rootfs.display()))?;
+    // The current directory is the rootfs directory, in this namespace's copy of the
+    // tree; the attached mount is then reached through `tree` itself.
+    rustix::mount::move_mount(&tree, "", rustix::fs::CWD, ".", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", spec.rootfs.display()))?;
 
     let old_umask = rustix::process::umask(Mode::empty());
-    let mut root = Root::new(root_fd);
+    let mut root = Root::new(tree, host);
     root.apply(&spec.steps).map_err(|e| e.to_string())?;
 
     pivot(&root)?;
@@ -87,11 +89,6 @@ fn setup(spec: &ChildSpec, sock: &OwnedFd) -> Result<Infallible, String> {
         Some(libc::ENOEXEC) => format!("failed to execute init {init}: not an executable format this kernel runs"),
         _ => format!("failed to execute init {init}: {err}"),
     })
-}
-
-fn attach_rootfs(tree: &OwnedFd, rootfs: &Path) -> Result<(), String> {
-    rustix::mount::move_mount(tree, "", rustix::fs::CWD, rootfs, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", rootfs.display()))
 }
 
 /// pivot_root(".", "."), then detach the old root that is now stacked beneath.
