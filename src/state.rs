@@ -28,9 +28,9 @@ impl Proc {
         Ok(Proc { pid, start_time: crate::sys::process_start_time(pid)? })
     }
 
-    /// Still the same process (alive, or a zombie not yet reaped)?
+    /// Still the same process, and running (an exited, unreaped zombie is not)?
     pub fn is_alive(&self) -> bool {
-        crate::sys::process_start_time(self.pid).is_ok_and(|t| t == self.start_time)
+        crate::sys::live_start_time(self.pid) == Some(self.start_time)
     }
 
     /// A pidfd for the process, checked to still be the same process after opening

@@ -187,6 +187,27 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Drops each capability in `caps` from the bounding set (named for the error).
+pub fn drop_bounding(caps: &[(&str, u32)]) -> Result<(), String> {
+    for (name, cap) in caps {
+        capbset_drop(*cap).map_err(|e| format!("failed to drop {name} from the bounding set: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Unblocks every signal and resets every disposition to the default: ignored
+/// signals survive exec, and init or a command must not inherit ours.
+pub fn reset_signals() {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in Signal::iterator() {
+        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
+            // SAFETY: installing SIG_DFL is always sound; no handler code runs.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        }
+    }
+}
+
 /// `ioctl(master, TIOCGPTPEER)`: opens the slave side of a pty from its master without
 /// a path lookup (so a container cannot swap `/dev/pts/N` under us).
 pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
@@ -276,6 +297,19 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     after.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// Whether a `/proc/PID/stat` line describes a process that has exited but was not
+/// reaped yet (state Z or X).
+pub fn parse_is_zombie(stat: &str) -> bool {
+    let Some(i) = stat.rfind(')') else { return false };
+    matches!(stat[i + 1..].split_whitespace().next(), Some("Z" | "X"))
+}
+
+/// Start time of `pid` if it is running (not a zombie).
+pub fn live_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if parse_is_zombie(&stat) { None } else { parse_start_time(&stat) }
+}
+
 /// The host's boot id (changes at every reboot): how stale runtime state is recognised.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -339,6 +373,12 @@ mod tests {
     fn start_time_parses_after_the_last_paren() {
         let stat = "4242 (we ird) cmd)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200";
         assert_eq!(parse_start_time(stat), Some(987654));
+    }
+
+    #[test]
+    fn zombies_are_recognised() {
+        assert!(parse_is_zombie("42 (x) Z 1 42"));
+        assert!(!parse_is_zombie("42 (Z) S 1 42"));
     }
 
     #[test]

@@ -213,6 +213,9 @@ fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &O
             sys::dup_onto(slave.as_fd(), fd).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
         }
     }
+    // The same bounding set as init, so exec'd processes are no more powerful than it
+    // (before switching user: dropping needs CAP_SETPCAP).
+    sys::drop_bounding(crate::runtime::policy::DROPPED_CAPS).map_err(fail)?;
     let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| (*g).into()).collect();
     nix::unistd::setgroups(&groups).map_err(|e| fail(format!("failed to set the groups of {}: {e}", user.name)))?;
     nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into()).map_err(|e| fail(format!("failed to switch to gid {}: {e}", user.gid)))?;
@@ -246,7 +249,7 @@ fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &O
     c_argv.extend(argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?);
     let c_env = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
 
-    reset_signals();
+    sys::reset_signals();
     sys::cloexec_from(3).map_err(|e| fail(format!("failed to close inherited descriptors: {e}")))?;
     let _ = sock.as_raw_fd();
     let err = execv_with_argv0(&c_argv, &c_env);
@@ -297,18 +300,6 @@ fn find_program(program: &str, path: &str) -> Option<String> {
     path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{program}")).find(|cand| {
         std::fs::metadata(cand).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
     })
-}
-
-fn reset_signals() {
-    use nix::sys::signal::{SigHandler, SigmaskHow, signal, sigprocmask};
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in Signal::iterator() {
-        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
-            // SAFETY: installing SIG_DFL runs no handler code.
-            let _ = unsafe { signal(sig, nix::sys::signal::SigHandler::SigDfl) };
-            let _ = SigHandler::SigDfl;
-        }
-    }
 }
 
 /// Whether a wait status says the first child is done; its exit code if so.

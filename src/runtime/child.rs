@@ -73,10 +73,8 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     drop(root);
 
     nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
-    for (name, cap) in policy::DROPPED_CAPS {
-        sys::capbset_drop(*cap).map_err(|e| format!("failed to drop {name} from the bounding set: {e}"))?;
-    }
-    reset_signals();
+    sys::drop_bounding(policy::DROPPED_CAPS)?;
+    sys::reset_signals();
     console_stdio()?;
     rustix::process::umask(old_umask);
 
@@ -98,19 +96,6 @@ fn pivot(root: &Root) -> Result<(), String> {
     nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(|e| format!("failed to detach the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("failed to change to /: {e}"))?;
     Ok(())
-}
-
-/// The monitor blocks and ignores signals; init must start with a clean slate
-/// (ignored dispositions survive exec).
-fn reset_signals() {
-    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in Signal::iterator() {
-        if sig != Signal::SIGKILL && sig != Signal::SIGSTOP {
-            // SAFETY: installing SIG_DFL is always sound; no handler code runs.
-            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-        }
-    }
 }
 
 /// A new session with stdio on the console (or /dev/null without one).

@@ -124,8 +124,9 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
     });
 
     // Masks and read-only paths last, so nothing above is hidden by them.
+    // Not nodev: reading a masked file must give /dev/null's empty read, not EACCES.
     for f in policy::MASKED_FILES {
-        s.push(Step::BindInside { source: "dev/null".into(), target: f.to_string(), attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY });
+        s.push(Step::BindInside { source: "dev/null".into(), target: f.to_string(), attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY });
     }
     for d in policy::MASKED_DIRS {
         s.push(Step::MaskDir { target: d.to_string() });

@@ -1,0 +1,188 @@
+//! Shared harness for the root integration tests: each test gets its own hutch state
+//! tree (`--root`), runs the real binary, and cleans up on drop. A test whose
+//! prerequisites are missing is skipped with a message, except under `CI=true`,
+//! where it fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hutch");
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The test images built by tests/images/build.sh.
+pub struct Images {
+    pub dir: PathBuf,
+}
+
+impl Images {
+    pub fn debian(&self) -> PathBuf {
+        self.dir.join("debian-bookworm")
+    }
+    pub fn busybox(&self) -> PathBuf {
+        self.dir.join("busybox")
+    }
+}
+
+/// Checks root, the images and the listed programs. Returns `None` (after saying why)
+/// when something is missing outside CI; panics under CI.
+pub fn require(test: &str, programs: &[&str]) -> Option<Images> {
+    let dir = PathBuf::from(std::env::var("HUTCH_TEST_IMAGES").unwrap_or_else(|_| "/var/cache/hutch-tests".into()));
+    let mut missing = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        missing.push("root".to_string());
+    }
+    for (img, probe) in [("debian-bookworm", "sbin/init"), ("busybox", "bin/busybox")] {
+        if !dir.join(img).join(probe).exists() {
+            missing.push(format!("image {} (run tests/images/build.sh)", dir.join(img).display()));
+        }
+    }
+    for p in programs {
+        if !Command::new("sh").arg("-c").arg(format!("command -v {p}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+            missing.push(format!("program {p}"));
+        }
+    }
+    if missing.is_empty() {
+        return Some(Images { dir });
+    }
+    let msg = format!("{test}: missing prerequisites: {}", missing.join(", "));
+    if in_ci() {
+        panic!("{msg} (CI=true: a missing prerequisite is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED {msg}");
+    None
+}
+
+/// One hutch state tree.
+pub struct Hutch {
+    pub root: PathBuf,
+}
+
+impl Hutch {
+    pub fn new(test: &str) -> Hutch {
+        let root = PathBuf::from(format!("/var/tmp/hutch-it/{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        Hutch { root }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).env("HUTCH_ROOT", &self.root).stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("hutch runs")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hutch {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "hutch {args:?} should have failed:\nstdout: {}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Exit status of `hutch exec NAME -- args...`.
+    pub fn exec_status(&self, name: &str, args: &[&str]) -> i32 {
+        let mut a = vec!["exec", name, "--"];
+        a.extend_from_slice(args);
+        self.run(&a).status.code().expect("exited normally")
+    }
+
+    /// stdout of `hutch exec NAME -- args...`, trimmed; requires success.
+    pub fn exec(&self, name: &str, args: &[&str]) -> String {
+        let mut a = vec!["exec", name, "--"];
+        a.extend_from_slice(args);
+        self.ok(&a).trim().to_string()
+    }
+
+    pub fn info(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["info", name, "--format", "json"])).expect("info is JSON")
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        self.info(name)["state"].as_str().unwrap().to_string()
+    }
+
+    pub fn paths(&self) -> hutch::paths::Paths {
+        hutch::paths::Paths::new(Some(&self.root))
+    }
+
+    /// Every cgroup directory this tree could have made for `name`.
+    pub fn cgroup_dirs(&self, name: &str) -> Vec<PathBuf> {
+        let layout = hutch::cgroup::Layout::detect().unwrap();
+        let cg = hutch::cgroup::ContainerCgroup::new(&layout, &self.paths().cgroup_parent, name);
+        std::iter::once(cg.unified).chain(cg.v1).collect()
+    }
+
+    /// Mounts anywhere on the host that mention this tree.
+    pub fn mounts(&self) -> Vec<String> {
+        let root = self.root.display().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&root)).map(str::to_string).collect()
+    }
+
+    /// Creates a container from a directory.
+    pub fn create(&self, name: &str, from: &Path, extra: &[&str]) {
+        let from = from.display().to_string();
+        let mut a = vec!["create", name, "--from-dir", from.as_str()];
+        a.extend_from_slice(extra);
+        self.ok(&a);
+    }
+
+    /// Asserts that nothing of `name` is left: directory, runtime files, lock,
+    /// cgroups, mounts.
+    pub fn assert_gone(&self, name: &str) {
+        let p = self.paths();
+        assert!(!p.container(name).exists(), "container directory left");
+        assert!(!p.runtime(name).exists(), "runtime directory left");
+        assert!(!p.lock(name).exists(), "lock file left");
+        for d in self.cgroup_dirs(name) {
+            assert!(!d.exists(), "cgroup {} left", d.display());
+        }
+        assert!(self.mounts().is_empty(), "mounts left: {:?}", self.mounts());
+    }
+}
+
+impl Drop for Hutch {
+    fn drop(&mut self) {
+        let names: Vec<String> = std::fs::read_dir(self.root.join("containers"))
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+            .unwrap_or_default();
+        for n in names {
+            let _ = self.cmd(&["destroy", "--force", &n]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes (for state that settles
+/// asynchronously, never as a performance assertion).
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
