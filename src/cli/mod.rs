@@ -30,13 +30,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Create a container from a root filesystem directory or archive
+    #[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
     Create {
         name: String,
         /// Copy this root filesystem directory
-        #[arg(long, value_name = "DIR", group = "source", required = true)]
+        #[arg(long, value_name = "DIR", group = "source")]
         from_dir: Option<PathBuf>,
         /// Unpack this archive (.tar, .tar.gz, .tar.xz, .tar.zst)
-        #[arg(long, value_name = "FILE", group = "source", required = true)]
+        #[arg(long, value_name = "FILE", group = "source")]
         from_tar: Option<PathBuf>,
         /// Run without a user namespace (container root is host root)
         #[arg(long)]

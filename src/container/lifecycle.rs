@@ -184,6 +184,10 @@ fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
     let cg = &state.cgroup;
     let pidfd = state.init.and_then(|p| p.pidfd());
     if let (Some(fd), false) = (&pidfd, force) {
+        let comm = state.init.and_then(|p| std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).ok()).unwrap_or_default();
+        for (_, sig) in crate::runtime::policy::CONSOLE_GONE_SIGNALS.iter().filter(|(name, _)| *name == comm.trim()) {
+            let _ = crate::sys::pidfd_send_signal(fd.as_fd(), *sig);
+        }
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), state.halt_signal);
         if wait_readable(fd, Duration::from_secs(timeout)) && cg.wait_empty(Duration::from_secs(5)) {
             return "shut down by hutch stop".into();

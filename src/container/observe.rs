@@ -77,7 +77,7 @@ pub fn observe(paths: &Paths, name: &str) -> Observed {
         Err(_) => return stopped(true),
     };
     if state.is_from_another_boot() {
-        return Observed { stale: true, ..stopped(true) };
+        return Observed { state: Some(state), ..stopped(true) };
     }
     let init_alive = state.init.is_some_and(|p| p.is_alive());
     let monitor_alive = state.monitor.is_alive();
@@ -108,8 +108,9 @@ pub fn reconcile(paths: &Paths, name: &str, notices: &mut Notices) -> Result<Obs
     }
     if let Some(state) = &obs.state {
         let from_before = state.is_from_another_boot();
-        if !from_before && state.cgroup.exists() {
-            // The monitor is gone and so is init; anything left in the cgroup is an orphan.
+        if state.cgroup.exists() {
+            // The monitor is gone and so is init; anything left in the cgroup is an
+            // orphan. (After a real host reboot the directories are simply gone.)
             if state.cgroup.is_populated() {
                 state.cgroup.kill();
                 state.cgroup.wait_empty(Duration::from_secs(5));

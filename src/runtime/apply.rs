@@ -81,12 +81,13 @@ impl Root {
         self.fd.as_fd()
     }
 
-    /// Opens `path` inside the root (O_PATH), refusing symlinks anywhere in it.
+    /// Opens `path` inside the root (O_PATH), refusing symlinks anywhere in it, the
+    /// last component included (no O_NOFOLLOW, which would open the link itself).
     pub fn resolve(&self, path: &str) -> io::Result<OwnedFd> {
         rustix::fs::openat2(
             &self.fd,
             path,
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )

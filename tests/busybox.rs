@@ -1,0 +1,134 @@
+//! busybox init, for the lifecycle paths that do not need systemd: its own halt
+//! signal, an init that ignores halting, archives, exec options, freeze, kill.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::{Hutch, require};
+
+#[test]
+fn busybox_boots_and_stops_with_its_own_signal() {
+    let Some(img) = require("busybox_signal", &[]) else { return };
+    let h = Hutch::new("bb-signal");
+    h.create("bb", &img.busybox(), &[]);
+    assert_eq!(h.ok(&["config", "get", "bb", "init.halt_signal"]).trim(), "SIGUSR1");
+    assert_eq!(h.ok(&["config", "get", "bb", "init.ready"]).trim(), "exec");
+    h.ok(&["start", "bb", "--wait"]);
+    assert_eq!(h.exec("bb", &["cat", "/proc/1/comm"]), "init");
+    assert_eq!(h.exec("bb", &["hostname"]), "bb");
+    let out = h.ok(&["stop", "bb", "--timeout", "60"]);
+    assert!(out.contains("shut down by hutch stop"), "busybox init did not halt on its own signal: {out}");
+    let log = std::fs::read_to_string(h.paths().monitor_log("bb")).unwrap();
+    assert!(log.contains("sending SIGUSR1 to init"), "{log}");
+    assert_eq!(h.info("bb")["last_exit"]["how"], "poweroff");
+    for d in h.cgroup_dirs("bb") {
+        assert!(!d.exists(), "{} left after stop", d.display());
+    }
+}
+
+#[test]
+fn an_init_that_ignores_its_halt_signal_is_killed_after_the_timeout() {
+    let Some(img) = require("busybox_stubborn", &[]) else { return };
+    let h = Hutch::new("bb-stubborn");
+    h.create("stubborn", &img.busybox(), &[]);
+    // sleep as PID 1 has no handler for SIGUSR1, so the kernel drops the signal.
+    h.ok(&["config", "set", "stubborn", "init.command", r#"["/bin/sleep", "100000"]"#]);
+    h.ok(&["start", "stubborn"]);
+    let out = h.ok(&["stop", "stubborn", "--timeout", "2"]);
+    assert!(out.contains("killed after the 2 s stop timeout"), "{out}");
+    assert_eq!(h.state("stubborn"), "stopped");
+    assert_eq!(h.info("stubborn")["last_exit"]["how"], "killed");
+    // --force does not wait at all.
+    h.ok(&["start", "stubborn"]);
+    let out = h.ok(&["stop", "stubborn", "--force"]);
+    assert!(out.contains("killed by hutch stop --force"), "{out}");
+}
+
+/// Writes the busybox rootfs as a tar archive compressed with `comp`.
+fn archive(src: &Path, dest: &Path, comp: &str) {
+    let file = std::fs::File::create(dest).unwrap();
+    let writer: Box<dyn Write> = match comp {
+        "tar" => Box::new(file),
+        "gz" => Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast())),
+        "xz" => Box::new(liblzma::write::XzEncoder::new(file, 1)),
+        "zst" => Box::new(zstd::stream::write::Encoder::new(file, 1).unwrap().auto_finish()),
+        _ => unreachable!(),
+    };
+    let mut b = tar::Builder::new(writer);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", src).unwrap();
+    b.into_inner().unwrap().flush().unwrap();
+}
+
+#[test]
+fn archives_in_every_supported_compression_boot() {
+    let Some(img) = require("busybox_archives", &[]) else { return };
+    let h = Hutch::new("bb-tar");
+    for comp in ["tar", "gz", "xz", "zst"] {
+        let file = h.root.join(format!("rootfs.{comp}"));
+        archive(&img.busybox(), &file, comp);
+        let name = format!("from-{comp}");
+        h.ok(&["create", &name, "--from-tar", file.to_str().unwrap()]);
+        h.ok(&["start", &name, "--wait"]);
+        assert_eq!(h.exec(&name, &["cat", "/etc/hostname"]), name);
+        h.ok(&["destroy", "--force", &name]);
+        h.assert_gone(&name);
+    }
+}
+
+#[test]
+fn exec_options_user_cwd_env() {
+    let Some(img) = require("busybox_exec", &[]) else { return };
+    let h = Hutch::new("bb-exec");
+    h.create("bb", &img.busybox(), &[]);
+    h.ok(&["start", "bb", "--wait"]);
+    assert_eq!(h.ok(&["exec", "bb", "--user", "nobody", "--", "id", "-u"]).trim(), "65534");
+    assert_eq!(h.ok(&["exec", "bb", "--user", "1234:5", "--", "id", "-g"]).trim(), "5");
+    assert_eq!(h.ok(&["exec", "bb", "--cwd", "/etc", "--", "pwd"]).trim(), "/etc");
+    assert_eq!(h.ok(&["exec", "bb", "-e", "GREETING=hello there", "--", "sh", "-c", "echo $GREETING"]).trim(), "hello there");
+    assert_eq!(h.ok(&["exec", "bb", "--", "sh", "-c", "echo $HOME"]).trim(), "/root");
+    let err = h.fails(&["exec", "bb", "--user", "mallory", "--", "true"]);
+    assert!(err.contains("mallory"), "{err}");
+    let err = h.fails(&["exec", "bb", "-e", "NOEQUALS", "--", "true"]);
+    assert!(err.contains("-e NAME=VALUE"), "{err}");
+    // Exec'd processes run in the container's cgroup, next to init.
+    let cg = &h.cgroup_dirs("bb")[0];
+    let pid = h.exec("bb", &["sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"]);
+    let inner: i32 = pid.parse().unwrap();
+    assert!(inner > 1);
+    assert!(hutch::cgroup::ContainerCgroup { unified: cg.clone(), v1: vec![] }.pids().len() >= 3);
+}
+
+#[test]
+fn freeze_kill_and_list() {
+    let Some(img) = require("busybox_freeze", &[]) else { return };
+    let h = Hutch::new("bb-freeze");
+    h.create("bb", &img.busybox(), &[]);
+    h.create("other", &img.busybox(), &["--privileged"]);
+    h.ok(&["start", "bb", "--wait"]);
+    h.ok(&["freeze", "bb"]);
+    assert_eq!(h.state("bb"), "frozen");
+    let err = h.fails(&["exec", "bb", "--", "true"]);
+    assert!(err.contains("frozen"), "{err}");
+    h.fails(&["freeze", "bb"]);
+    h.ok(&["unfreeze", "bb"]);
+    assert_eq!(h.state("bb"), "running");
+    assert_eq!(h.exec("bb", &["echo", "thawed"]), "thawed");
+
+    let list: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
+    let rows = list["containers"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "bb");
+    assert_eq!(rows[0]["state"], "running");
+    assert_eq!(rows[1]["state"], "stopped");
+    assert_eq!(rows[1]["privileged"], true);
+    let text = h.ok(&["list"]);
+    assert!(text.starts_with("NAME"), "{text}");
+
+    h.ok(&["kill", "bb", "KILL"]);
+    assert!(common::eventually(std::time::Duration::from_secs(10), || h.state("bb") == "stopped"));
+    assert_eq!(h.info("bb")["last_exit"]["detail"], "init was killed by SIGKILL");
+    h.fails(&["kill", "bb"]);
+}
