@@ -64,12 +64,13 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
 }
 
 /// Reports a failure that happened before the monitor was fully set up.
+/// Cleans up first, so that when `hutch start` reports the failure nothing is left.
 fn fail_early(paths: &Paths, name: &str, status: Option<File>, msg: &str) {
+    let _ = LastExit::new("failed", msg).save(&paths.last_exit(name));
+    let _ = fsutil::remove_tree(&paths.runtime(name));
     if let Some(mut s) = status {
         let _ = proto::write_line(&mut s, &Event::Failed { error: msg.to_string() });
     }
-    let _ = LastExit::new("failed", msg).save(&paths.last_exit(name));
-    let _ = fsutil::remove_tree(&paths.runtime(name));
 }
 
 struct Stop {
@@ -216,9 +217,11 @@ impl Monitor {
         loop {
             if let Err(msg) = self.boot() {
                 mlog!("boot failed: {msg}");
-                self.event(Event::Failed { error: msg.clone() });
+                // Clean up before reporting: when `hutch start` says it failed,
+                // nothing of the attempt is left.
                 self.cleanup_cgroup();
-                self.finish(LastExit::new("failed", msg));
+                self.finish(LastExit::new("failed", msg.clone()));
+                self.event(Event::Failed { error: msg });
                 return 1;
             }
             let ended = self.wait_for_end();
