@@ -36,6 +36,9 @@ fn an_init_that_ignores_its_halt_signal_is_killed_after_the_timeout() {
     // sleep as PID 1 has no handler for SIGUSR1, so the kernel drops the signal.
     h.ok(&["config", "set", "stubborn", "init.command", r#"["/bin/sleep", "100000"]"#]);
     h.ok(&["start", "stubborn"]);
+    // Init inherited nothing but stdio (on the console).
+    assert_eq!(h.exec("stubborn", &["ls", "/proc/1/fd"]).split_whitespace().collect::<Vec<_>>(), ["0", "1", "2"]);
+    assert_eq!(h.exec("stubborn", &["readlink", "/proc/1/fd/0"]), "/dev/console");
     let out = h.ok(&["stop", "stubborn", "--timeout", "2"]);
     assert!(out.contains("killed after the 2 s stop timeout"), "{out}");
     assert_eq!(h.state("stubborn"), "stopped");
@@ -126,6 +129,33 @@ fn freeze_kill_and_list() {
     assert_eq!(rows[1]["privileged"], true);
     let text = h.ok(&["list"]);
     assert!(text.starts_with("NAME"), "{text}");
+
+    // restart: stop, then a new boot.
+    let before = h.info("bb")["pid"].as_i64().unwrap();
+    h.ok(&["restart", "bb", "--wait"]);
+    assert_eq!(h.state("bb"), "running");
+    assert_ne!(h.info("bb")["pid"].as_i64().unwrap(), before);
+
+    // logs -f follows new console output.
+    let mut follow = h.cmd(&["logs", "-f", "bb"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.exec("bb", &["sh", "-c", "echo followed-line > /dev/console"]);
+    let mut seen = String::new();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let found = common::eventually(std::time::Duration::from_secs(10), || {
+        let mut line = String::new();
+        while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 0 {
+            seen.push_str(&line);
+            if line.contains("followed-line") {
+                return true;
+            }
+            line.clear();
+        }
+        false
+    });
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert!(found, "logs -f never showed the new line: {seen}");
 
     h.ok(&["kill", "bb", "KILL"]);
     assert!(common::eventually(std::time::Duration::from_secs(10), || h.state("bb") == "stopped"));

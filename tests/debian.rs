@@ -33,6 +33,49 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
 
     assert_eq!(h.exec("deb", &["hostname"]), "deb");
 
+    // exec'd commands join the container's cgroup, next to init.
+    // (On a v1-hybrid host the v1 lines show the namespace root: the container's own
+    // directory in each controller.)
+    let cgroups = h.exec("deb", &["cat", "/proc/self/cgroup"]);
+    for line in cgroups.lines() {
+        if let Some(path) = line.strip_prefix("0::") {
+            assert_eq!(path, "/init.scope", "{cgroups}");
+        } else {
+            assert!(line.ends_with(":/"), "not in the container's cgroup: {cgroups}");
+        }
+    }
+    assert!(cgroups.lines().any(|l| l.starts_with("0::")), "{cgroups}");
+
+    // The boot contract: what init was given.
+    let environ = h.exec("deb", &["sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"]);
+    assert!(environ.lines().any(|l| l == "container=hutch"), "{environ}");
+    assert!(environ.lines().any(|l| l == "NOTIFY_SOCKET=/run/host/notify"), "{environ}");
+    assert!(!environ.contains("HUTCH_ROOT"), "host environment leaked into init: {environ}");
+    for (path, fstype) in [("/dev", "tmpfs"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), ("/dev/pts", "devpts"), ("/run", "tmpfs"), ("/proc", "proc"), ("/sys", "sysfs")] {
+        assert_eq!(h.exec("deb", &["stat", "-fc", "%T", path]), fstype, "{path}");
+    }
+    assert_eq!(h.exec("deb", &["readlink", "/dev/ptmx"]), "pts/ptmx");
+    // /dev holds the standard character devices and nothing else (no block devices).
+    // (Tested with stat: readdir reports bind-mounted nodes as regular files.)
+    let devices = h.exec("deb", &["sh", "-c", "for f in $(find /dev -path /dev/pts -prune -o -print); do if [ ! -L $f ] && { [ -c $f ] || [ -b $f ]; }; then echo $f; fi; done | sort | tr '\\n' ' '"]);
+    let mut expected = "/dev/console /dev/full /dev/null /dev/random /dev/tty /dev/urandom /dev/zero".to_string();
+    if std::path::Path::new("/dev/net/tun").exists() {
+        expected = expected.replace("/dev/null ", "/dev/net/tun /dev/null ");
+    }
+    assert_eq!(devices.trim(), expected);
+    // pivot_root, not chroot: no mount point of the host's tree is left in the
+    // container's mount table (field 5 is the mount point).
+    let mountinfo = h.exec("deb", &["cat", "/proc/self/mountinfo"]);
+    for line in mountinfo.lines() {
+        let mount_point = line.split(' ').nth(4).unwrap();
+        assert!(!mount_point.starts_with("/var/tmp") && !mount_point.starts_with("/run/hutch"), "host mount visible inside: {line}");
+    }
+    assert!(mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains("idmapped")), "the root is not the idmapped rootfs:\n{mountinfo}");
+    // Private propagation: a mount made inside never reaches the host.
+    h.exec("deb", &["mount", "-t", "tmpfs", "hutch-propagation-probe", "/mnt"]);
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host.contains("hutch-propagation-probe"), "a container mount propagated to the host");
+
     // Exit statuses pass through; death by signal N is 128+N.
     assert_eq!(h.exec_status("deb", &["true"]), 0);
     assert_eq!(h.exec_status("deb", &["sh", "-c", "exit 3"]), 3);

@@ -69,6 +69,14 @@ fn exec_t_gives_a_real_terminal_in_debian() {
     assert!(screen.contains("/dev/pts/"), "{screen}");
     assert!(screen.contains("30 100"), "window size not passed on:\n{screen}");
     assert!(screen.contains("answer-42"), "{screen}");
+
+    // SIGWINCH: resizing the terminal resizes the container's pty.
+    let t = Tmux::start(&h, "resize", &format!("{BIN} exec -t deb -- bash"));
+    t.wait_for("root@deb");
+    assert!(Command::new("tmux").args(["-S", t.socket.to_str().unwrap(), "resize-window", "-t", "0", "-x", "120", "-y", "40"]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&["clear; stty size", "Enter"]);
+    t.wait_for("40 120");
 }
 
 #[test]
