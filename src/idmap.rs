@@ -22,9 +22,7 @@ pub enum Error {
     Read { path: String, source: std::io::Error },
     #[error("failed to parse {path}:{line}: expected NAME:START:COUNT, found {text:?}")]
     Parse { path: String, line: usize, text: String },
-    #[error(
-        "failed to use root's range in {path}: {start}:{count} has fewer than the {size} ids a container needs"
-    )]
+    #[error("failed to use root's range in {path}: {start}:{count} has fewer than the {size} ids a container needs")]
     TooSmall { path: String, start: u64, count: u64, size: u32 },
     #[error("failed to add a subordinate id range for root to {path}: {source}")]
     Write { path: String, source: std::io::Error },
@@ -87,9 +85,16 @@ impl IdMap {
 
 impl fmt::Display for IdMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "uid 0-{} -> {}-{}, gid 0-{} -> {}-{}",
-            self.size - 1, self.uid, u64::from(self.uid) + u64::from(self.size) - 1,
-            self.size - 1, self.gid, u64::from(self.gid) + u64::from(self.size) - 1)
+        write!(
+            f,
+            "uid 0-{} -> {}-{}, gid 0-{} -> {}-{}",
+            self.size - 1,
+            self.uid,
+            u64::from(self.uid) + u64::from(self.size) - 1,
+            self.size - 1,
+            self.gid,
+            u64::from(self.gid) + u64::from(self.size) - 1
+        )
     }
 }
 
@@ -149,6 +154,12 @@ pub fn free_start(files: &[&[SubIdEntry]], size: u32) -> Result<u64, Error> {
 /// a file that has none. Returns the map and a notice for each file it changed.
 pub fn root_map(subuid: &Path, subgid: &Path) -> Result<(IdMap, Vec<String>), Error> {
     let size = DEFAULT_SIZE;
+    // Two first runs at once must not both append: hold a lock on the directory (the
+    // files themselves are replaced by rename, so they cannot carry the lock).
+    let dir = subuid.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let _guard = std::fs::File::open(dir)
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
     let read = |p: &Path| -> Result<String, Error> {
         match std::fs::read_to_string(p) {
             Ok(s) => Ok(s),

@@ -80,7 +80,10 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let t = table(&["NAME", "STATE"], &[vec!["web".into(), "running".into()], vec!["database".into(), "stopped".into()]]);
+        let t = table(
+            &["NAME", "STATE"],
+            &[vec!["web".into(), "running".into()], vec!["database".into(), "stopped".into()]],
+        );
         assert_eq!(t, "NAME      STATE\nweb       running\ndatabase  stopped\n");
     }
 

@@ -45,9 +45,7 @@ const NAMES: &[(&str, i32)] = &[
 ];
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "unknown signal {0:?}: use a name such as SIGTERM, TERM, SIGPWR or SIGRTMIN+3, or a number from 1 to 64"
-)]
+#[error("unknown signal {0:?}: use a name such as SIGTERM, TERM, SIGPWR or SIGRTMIN+3, or a number from 1 to 64")]
 pub struct SignalError(pub String);
 
 /// Parses `SIGTERM`, `TERM`, `sigterm`, `15`, `SIGRTMIN+3`, `RTMIN+3` or `SIGRTMAX-2`.

@@ -71,7 +71,8 @@ mod tests {
 
     #[test]
     fn refuses_the_hostile_list() {
-        for bad in ["1e99", "-1", "10XB", "18446744073709551616", "99999999999T", "", "M", "1.", ".5G", "1.2.3G", "0.5"] {
+        for bad in ["1e99", "-1", "10XB", "18446744073709551616", "99999999999T", "", "M", "1.", ".5G", "1.2.3G", "0.5"]
+        {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().contains("512MiB"), "{bad}");
         }

@@ -54,13 +54,7 @@ pub fn clone3(flags: u64) -> io::Result<Forked> {
     // pidfd pointer stays valid for the duration of the call. With no stack given the
     // kernel duplicates the calling thread like fork(), which is sound in a
     // single-threaded process (documented requirement of this function).
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match ret {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
@@ -87,13 +81,7 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
     // SAFETY: valid fd, null siginfo (kernel fills it as for kill(2)), no flags.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0)
     };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
@@ -213,9 +201,7 @@ pub fn reset_signals() {
 pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     const TIOCGPTPEER: libc::c_ulong = 0x5441;
     // SAFETY: ioctl on a valid fd with integer flags; returns a new fd on success.
-    let fd = unsafe {
-        libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
-    };
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -285,8 +271,7 @@ pub fn exit_now(code: i32) -> ! {
 /// boot) of process `pid`, from field 22 of /proc/PID/stat.
 pub fn process_start_time(pid: i32) -> io::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/PID/stat"))
+    parse_start_time(&stat).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/PID/stat"))
 }
 
 /// Parses the start time out of a `/proc/PID/stat` line. The command name (field 2) may
@@ -300,7 +285,9 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
 /// Whether a `/proc/PID/stat` line describes a process that has exited but was not
 /// reaped yet (state Z or X).
 pub fn parse_is_zombie(stat: &str) -> bool {
-    let Some(i) = stat.rfind(')') else { return false };
+    let Some(i) = stat.rfind(')') else {
+        return false;
+    };
     matches!(stat[i + 1..].split_whitespace().next(), Some("Z" | "X"))
 }
 
@@ -312,9 +299,7 @@ pub fn live_start_time(pid: i32) -> Option<u64> {
 
 /// The host's boot id (changes at every reboot): how stale runtime state is recognised.
 pub fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// A random 128-bit id as 32 hex digits, from the kernel's random pool.
@@ -324,10 +309,7 @@ pub fn random_hex128() -> String {
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n != buf.len() as isize {
         // Fall back on something unique enough for a machine/boot id.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         buf.copy_from_slice(&(t ^ (std::process::id() as u128) << 64).to_le_bytes());
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()

@@ -28,7 +28,9 @@ fn snapshot(h: &Hutch) -> Vec<String> {
 
 #[test]
 fn invalid_names_are_refused_with_the_rule() {
-    let Some(img) = require("bad_names", &[]) else { return };
+    let Some(img) = require("bad_names", &[]) else {
+        return;
+    };
     let h = Hutch::new("bad-names");
     let dir = img.busybox().display().to_string();
     let long = "a".repeat(64);
@@ -51,7 +53,9 @@ fn invalid_names_are_refused_with_the_rule() {
 
 #[test]
 fn existing_missing_and_initless_sources_change_nothing() {
-    let Some(img) = require("bad_sources", &[]) else { return };
+    let Some(img) = require("bad_sources", &[]) else {
+        return;
+    };
     let h = Hutch::new("bad-sources");
     h.create("bb", &img.busybox(), &[]);
     let before = snapshot(&h);
@@ -96,7 +100,9 @@ fn existing_missing_and_initless_sources_change_nothing() {
 
 #[test]
 fn a_malformed_config_is_reported_with_file_and_line_and_never_half_applied() {
-    let Some(img) = require("bad_config", &[]) else { return };
+    let Some(img) = require("bad_config", &[]) else {
+        return;
+    };
     let h = Hutch::new("bad-config");
     h.create("bb", &img.busybox(), &[]);
     let path = h.paths().config("bb");
@@ -131,7 +137,12 @@ fn a_malformed_config_is_reported_with_file_and_line_and_never_half_applied() {
 
     // config edit from stdin refuses a broken replacement and keeps the file.
     std::fs::write(&path, &good).unwrap();
-    let mut child = h.cmd(&["config", "edit", "bb"]).stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .cmd(&["config", "edit", "bb"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"schema = 7\n").unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
@@ -146,13 +157,16 @@ fn a_malformed_config_is_reported_with_file_and_line_and_never_half_applied() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
     assert_eq!(h.ok(&["config", "get", "bb", "init.stop_timeout"]).trim(), "7");
-    let json: serde_json::Value = serde_json::from_str(&h.ok(&["config", "get", "bb", "init.command", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&h.ok(&["config", "get", "bb", "init.command", "--format", "json"])).unwrap();
     assert_eq!(json, serde_json::json!(["/sbin/init"]));
 }
 
 #[test]
 fn a_rootfs_whose_proc_is_a_symlink_is_refused_at_start() {
-    let Some(img) = require("symlinked_proc", &[]) else { return };
+    let Some(img) = require("symlinked_proc", &[]) else {
+        return;
+    };
     let h = Hutch::new("bad-proc");
     h.create("bb", &img.busybox(), &[]);
     let rootfs = h.paths().container("bb").join("rootfs");

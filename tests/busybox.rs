@@ -10,7 +10,9 @@ use common::{Hutch, require};
 
 #[test]
 fn busybox_boots_and_stops_with_its_own_signal() {
-    let Some(img) = require("busybox_signal", &[]) else { return };
+    let Some(img) = require("busybox_signal", &[]) else {
+        return;
+    };
     let h = Hutch::new("bb-signal");
     h.create("bb", &img.busybox(), &[]);
     assert_eq!(h.ok(&["config", "get", "bb", "init.halt_signal"]).trim(), "SIGUSR1");
@@ -30,7 +32,9 @@ fn busybox_boots_and_stops_with_its_own_signal() {
 
 #[test]
 fn an_init_that_ignores_its_halt_signal_is_killed_after_the_timeout() {
-    let Some(img) = require("busybox_stubborn", &[]) else { return };
+    let Some(img) = require("busybox_stubborn", &[]) else {
+        return;
+    };
     let h = Hutch::new("bb-stubborn");
     h.create("stubborn", &img.busybox(), &[]);
     // sleep as PID 1 has no handler for SIGUSR1, so the kernel drops the signal.
@@ -67,7 +71,9 @@ fn archive(src: &Path, dest: &Path, comp: &str) {
 
 #[test]
 fn archives_in_every_supported_compression_boot() {
-    let Some(img) = require("busybox_archives", &[]) else { return };
+    let Some(img) = require("busybox_archives", &[]) else {
+        return;
+    };
     let h = Hutch::new("bb-tar");
     for comp in ["tar", "gz", "xz", "zst"] {
         let file = h.root.join(format!("rootfs.{comp}"));
@@ -83,14 +89,19 @@ fn archives_in_every_supported_compression_boot() {
 
 #[test]
 fn exec_options_user_cwd_env() {
-    let Some(img) = require("busybox_exec", &[]) else { return };
+    let Some(img) = require("busybox_exec", &[]) else {
+        return;
+    };
     let h = Hutch::new("bb-exec");
     h.create("bb", &img.busybox(), &[]);
     h.ok(&["start", "bb", "--wait"]);
     assert_eq!(h.ok(&["exec", "bb", "--user", "nobody", "--", "id", "-u"]).trim(), "65534");
     assert_eq!(h.ok(&["exec", "bb", "--user", "1234:5", "--", "id", "-g"]).trim(), "5");
     assert_eq!(h.ok(&["exec", "bb", "--cwd", "/etc", "--", "pwd"]).trim(), "/etc");
-    assert_eq!(h.ok(&["exec", "bb", "-e", "GREETING=hello there", "--", "sh", "-c", "echo $GREETING"]).trim(), "hello there");
+    assert_eq!(
+        h.ok(&["exec", "bb", "-e", "GREETING=hello there", "--", "sh", "-c", "echo $GREETING"]).trim(),
+        "hello there"
+    );
     assert_eq!(h.ok(&["exec", "bb", "--", "sh", "-c", "echo $HOME"]).trim(), "/root");
     let err = h.fails(&["exec", "bb", "--user", "mallory", "--", "true"]);
     assert!(err.contains("mallory"), "{err}");
@@ -106,7 +117,9 @@ fn exec_options_user_cwd_env() {
 
 #[test]
 fn freeze_kill_and_list() {
-    let Some(img) = require("busybox_freeze", &[]) else { return };
+    let Some(img) = require("busybox_freeze", &[]) else {
+        return;
+    };
     let h = Hutch::new("bb-freeze");
     h.create("bb", &img.busybox(), &[]);
     h.create("other", &img.busybox(), &["--privileged"]);

@@ -9,7 +9,9 @@ use common::{Hutch, eventually, require};
 
 #[test]
 fn debian_unprivileged_boots_clean_and_runs_commands() {
-    let Some(img) = require("debian_unprivileged", &[]) else { return };
+    let Some(img) = require("debian_unprivileged", &[]) else {
+        return;
+    };
     let h = Hutch::new("debian-unpriv");
     h.create("deb", &img.debian(), &[]);
     let out = h.ok(&["start", "deb", "--wait"]);
@@ -51,7 +53,15 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
     assert!(environ.lines().any(|l| l == "container=hutch"), "{environ}");
     assert!(environ.lines().any(|l| l == "NOTIFY_SOCKET=/run/host/notify"), "{environ}");
     assert!(!environ.contains("HUTCH_ROOT"), "host environment leaked into init: {environ}");
-    for (path, fstype) in [("/dev", "tmpfs"), ("/dev/shm", "tmpfs"), ("/dev/mqueue", "mqueue"), ("/dev/pts", "devpts"), ("/run", "tmpfs"), ("/proc", "proc"), ("/sys", "sysfs")] {
+    for (path, fstype) in [
+        ("/dev", "tmpfs"),
+        ("/dev/shm", "tmpfs"),
+        ("/dev/mqueue", "mqueue"),
+        ("/dev/pts", "devpts"),
+        ("/run", "tmpfs"),
+        ("/proc", "proc"),
+        ("/sys", "sysfs"),
+    ] {
         assert_eq!(h.exec("deb", &["stat", "-fc", "%T", path]), fstype, "{path}");
     }
     assert_eq!(h.exec("deb", &["readlink", "/dev/ptmx"]), "pts/ptmx");
@@ -68,9 +78,15 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
     let mountinfo = h.exec("deb", &["cat", "/proc/self/mountinfo"]);
     for line in mountinfo.lines() {
         let mount_point = line.split(' ').nth(4).unwrap();
-        assert!(!mount_point.starts_with("/var/tmp") && !mount_point.starts_with("/run/hutch"), "host mount visible inside: {line}");
+        assert!(
+            !mount_point.starts_with("/var/tmp") && !mount_point.starts_with("/run/hutch"),
+            "host mount visible inside: {line}"
+        );
     }
-    assert!(mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains("idmapped")), "the root is not the idmapped rootfs:\n{mountinfo}");
+    assert!(
+        mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/") && l.contains("idmapped")),
+        "the root is not the idmapped rootfs:\n{mountinfo}"
+    );
     // Private propagation: a mount made inside never reaches the host.
     h.exec("deb", &["mount", "-t", "tmpfs", "hutch-propagation-probe", "/mnt"]);
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -83,7 +99,12 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
     assert_eq!(h.exec_status("deb", &["no-such-command"]), 127);
 
     // Pipes work without a terminal.
-    let mut child = h.cmd(&["exec", "deb", "--", "cat"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = h
+        .cmd(&["exec", "deb", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"hi\n").unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
@@ -125,7 +146,10 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
         "did not come back after reboot: {}",
         h.info("deb")
     );
-    assert!(eventually(Duration::from_secs(60), || h.run(&["exec", "deb", "--", "systemctl", "is-system-running"]).stdout.starts_with(b"running")));
+    assert!(eventually(Duration::from_secs(60), || h
+        .run(&["exec", "deb", "--", "systemctl", "is-system-running"])
+        .stdout
+        .starts_with(b"running")));
     let _ = h.run(&["exec", "deb", "--", "systemctl", "poweroff"]);
     assert!(eventually(Duration::from_secs(60), || h.state("deb") == "stopped"), "still up after poweroff");
     assert_eq!(h.info("deb")["last_exit"]["how"], "poweroff");
@@ -137,12 +161,17 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
 
 #[test]
 fn debian_privileged_boots_clean() {
-    let Some(img) = require("debian_privileged", &[]) else { return };
+    let Some(img) = require("debian_privileged", &[]) else {
+        return;
+    };
     let h = Hutch::new("debian-priv");
     h.create("pdeb", &img.debian(), &["--privileged"]);
     h.ok(&["start", "pdeb", "--wait"]);
     assert_eq!(h.exec("pdeb", &["systemctl", "is-system-running"]), "running");
-    assert_eq!(h.exec("pdeb", &["cat", "/proc/self/uid_map"]).split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"]);
+    assert_eq!(
+        h.exec("pdeb", &["cat", "/proc/self/uid_map"]).split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
     // Even privileged, dangerous capabilities are gone from the bounding set.
     let capbnd = h.exec("pdeb", &["sh", "-c", "grep CapBnd /proc/self/status"]);
     let bits = u64::from_str_radix(capbnd.split_whitespace().last().unwrap(), 16).unwrap();

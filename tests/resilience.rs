@@ -11,7 +11,9 @@ use common::{Hutch, eventually, require};
 
 #[test]
 fn a_killed_monitor_leaves_the_container_running_and_stoppable() {
-    let Some(img) = require("monitor_killed", &[]) else { return };
+    let Some(img) = require("monitor_killed", &[]) else {
+        return;
+    };
     let h = Hutch::new("monitor-killed");
     h.create("deb", &img.debian(), &[]);
     h.ok(&["start", "deb", "--wait"]);
@@ -19,7 +21,7 @@ fn a_killed_monitor_leaves_the_container_running_and_stoppable() {
     let monitor = info["monitor_pid"].as_i64().unwrap() as i32;
     let init = info["pid"].as_i64().unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
-    assert!(eventually(Duration::from_secs(5), || h.info("deb")["monitor_pid"].is_null()));
+    assert!(eventually(Duration::from_secs(5), || { h.info("deb")["monitor_pid"].is_null() }));
 
     // Still running: list shows it, exec works.
     let list: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
@@ -45,7 +47,9 @@ fn a_killed_monitor_leaves_the_container_running_and_stoppable() {
 
 #[test]
 fn stale_state_from_before_a_host_reboot_is_cleared() {
-    let Some(img) = require("stale_state", &[]) else { return };
+    let Some(img) = require("stale_state", &[]) else {
+        return;
+    };
     let h = Hutch::new("stale");
     h.create("bb", &img.busybox(), &[]);
     h.ok(&["start", "bb", "--wait"]);
@@ -57,24 +61,34 @@ fn stale_state_from_before_a_host_reboot_is_cleared() {
     let monitor = state["monitor"]["pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL).unwrap();
     std::fs::write(format!("{cgroup}/cgroup.kill"), "1").unwrap();
-    assert!(eventually(Duration::from_secs(5), || std::fs::read_to_string(format!("{cgroup}/cgroup.procs")).unwrap_or_default().trim().is_empty()));
+    assert!(eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("{cgroup}/cgroup.procs")).unwrap_or_default().trim().is_empty()
+    }));
     state["boot_id"] = "00000000-0000-0000-0000-000000000000".into();
     std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
 
     assert_eq!(h.state("bb"), "stopped");
     let out = h.run(&["start", "bb", "--wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cleared stale runtime state"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cleared stale runtime state"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(h.state("bb"), "running");
     h.ok(&["stop", "bb"]);
 }
 
 #[test]
 fn concurrent_starts_give_one_start_and_clear_refusals() {
-    let Some(img) = require("concurrent_start", &[]) else { return };
+    let Some(img) = require("concurrent_start", &[]) else {
+        return;
+    };
     let h = Hutch::new("concurrent");
     h.create("bb", &img.busybox(), &[]);
-    let children: Vec<_> = (0..5).map(|_| h.cmd(&["start", "bb"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+    let children: Vec<_> = (0..5)
+        .map(|_| h.cmd(&["start", "bb"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
     let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     let started = outs.iter().filter(|o| o.status.success()).count();
     assert_eq!(started, 1, "exactly one start must win");
@@ -84,12 +98,23 @@ fn concurrent_starts_give_one_start_and_clear_refusals() {
     }
     assert_eq!(h.state("bb"), "running");
     let procs = hutch::cgroup::ContainerCgroup { unified: h.cgroup_dirs("bb")[0].clone(), v1: vec![] }.pids();
-    let inits = procs.iter().filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "init")).count();
+    let inits = procs
+        .iter()
+        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "init"))
+        .count();
     assert_eq!(inits, 1, "one init, not several");
 
     // Concurrent creates of one name: one container, one "already exists".
     let dir = img.busybox().display().to_string();
-    let children: Vec<_> = (0..3).map(|_| h.cmd(&["create", "twin", "--from-dir", &dir]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            h.cmd(&["create", "twin", "--from-dir", &dir])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1);
     for o in outs.iter().filter(|o| !o.status.success()) {
@@ -99,12 +124,18 @@ fn concurrent_starts_give_one_start_and_clear_refusals() {
 
 #[test]
 fn an_interrupted_create_leaves_no_container() {
-    let Some(img) = require("interrupted_create", &[]) else { return };
+    let Some(img) = require("interrupted_create", &[]) else {
+        return;
+    };
     let h = Hutch::new("interrupted");
     let dir = img.debian().display().to_string();
-    let mut child = h.cmd(&["create", "half", "--from-dir", &dir]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        h.cmd(&["create", "half", "--from-dir", &dir]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let staging = h.paths().containers().join(".staging-half");
-    assert!(eventually(Duration::from_secs(10), || staging.join("rootfs").exists()), "the create never started copying");
+    assert!(
+        eventually(Duration::from_secs(10), || staging.join("rootfs").exists()),
+        "the create never started copying"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(staging.exists(), "the copy finished before it could be interrupted");

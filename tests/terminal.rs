@@ -35,7 +35,10 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["-S", self.socket.to_str().unwrap(), "capture-pane", "-p", "-t", "0"]).output().unwrap();
+        let out = Command::new("tmux")
+            .args(["-S", self.socket.to_str().unwrap(), "capture-pane", "-p", "-t", "0"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -58,7 +61,9 @@ impl Drop for Tmux {
 
 #[test]
 fn exec_t_gives_a_real_terminal_in_debian() {
-    let Some(img) = require("exec_t_debian", &["tmux"]) else { return };
+    let Some(img) = require("exec_t_debian", &["tmux"]) else {
+        return;
+    };
     let h = Hutch::new("tty-exec");
     h.create("deb", &img.debian(), &[]);
     h.ok(&["start", "deb", "--wait"]);
@@ -73,7 +78,13 @@ fn exec_t_gives_a_real_terminal_in_debian() {
     // SIGWINCH: resizing the terminal resizes the container's pty.
     let t = Tmux::start(&h, "resize", &format!("{BIN} exec -t deb -- bash"));
     t.wait_for("root@deb");
-    assert!(Command::new("tmux").args(["-S", t.socket.to_str().unwrap(), "resize-window", "-t", "0", "-x", "120", "-y", "40"]).status().unwrap().success());
+    assert!(
+        Command::new("tmux")
+            .args(["-S", t.socket.to_str().unwrap(), "resize-window", "-t", "0", "-x", "120", "-y", "40"])
+            .status()
+            .unwrap()
+            .success()
+    );
     std::thread::sleep(Duration::from_millis(300));
     t.keys(&["clear; stty size", "Enter"]);
     t.wait_for("40 120");
@@ -81,7 +92,9 @@ fn exec_t_gives_a_real_terminal_in_debian() {
 
 #[test]
 fn shell_starts_the_container_and_opens_a_login_shell() {
-    let Some(img) = require("shell_busybox", &["tmux"]) else { return };
+    let Some(img) = require("shell_busybox", &["tmux"]) else {
+        return;
+    };
     let h = Hutch::new("tty-shell");
     h.create("bb", &img.busybox(), &[]);
     let t = Tmux::start(&h, "shell", &format!("{BIN} shell bb"));
@@ -95,7 +108,9 @@ fn shell_starts_the_container_and_opens_a_login_shell() {
 
 #[test]
 fn console_shows_a_prompt_runs_a_command_and_detaches() {
-    let Some(img) = require("console_busybox", &["tmux"]) else { return };
+    let Some(img) = require("console_busybox", &["tmux"]) else {
+        return;
+    };
     let h = Hutch::new("tty-console");
     h.create("bb", &img.busybox(), &[]);
     h.ok(&["start", "bb", "--wait"]);
@@ -116,7 +131,9 @@ fn console_shows_a_prompt_runs_a_command_and_detaches() {
 
 #[test]
 fn debian_console_offers_a_login_prompt() {
-    let Some(img) = require("console_debian", &["tmux"]) else { return };
+    let Some(img) = require("console_debian", &["tmux"]) else {
+        return;
+    };
     let h = Hutch::new("tty-console-deb");
     h.create("deb", &img.debian(), &[]);
     h.ok(&["start", "deb", "--wait"]);

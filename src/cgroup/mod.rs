@@ -21,7 +21,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("failed to find a cgroup2 hierarchy on this host: hutch needs cgroup2 (unified, or hybrid with /sys/fs/cgroup/unified)")]
+    #[error(
+        "failed to find a cgroup2 hierarchy on this host: hutch needs cgroup2 (unified, or hybrid with /sys/fs/cgroup/unified)"
+    )]
     NoCgroup2,
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
@@ -73,7 +75,9 @@ impl Layout {
         let mut unified = None;
         let mut v1 = Vec::new();
         for line in text.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let left: Vec<&str> = left.split(' ').collect();
             let right: Vec<&str> = right.split(' ').collect();
             if left.len() < 5 || right.len() < 3 {
@@ -83,11 +87,8 @@ impl Layout {
             match right[0] {
                 "cgroup2" if unified.is_none() => unified = Some(mount),
                 "cgroup" => {
-                    let controllers: Vec<String> = right[2]
-                        .split(',')
-                        .filter(|o| V1_CONTROLLERS.contains(o))
-                        .map(str::to_string)
-                        .collect();
+                    let controllers: Vec<String> =
+                        right[2].split(',').filter(|o| V1_CONTROLLERS.contains(o)).map(str::to_string).collect();
                     if !controllers.is_empty() {
                         v1.push(V1Hierarchy { controllers, mount });
                     }
@@ -116,12 +117,27 @@ impl Layout {
 
 /// v1 controllers hutch places containers in (named hierarchies such as name=systemd
 /// are left alone).
-const V1_CONTROLLERS: &[&str] =
-    &["cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "net_cls", "net_prio", "hugetlb", "perf_event", "rdma", "misc"];
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "pids",
+    "blkio",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "hugetlb",
+    "perf_event",
+    "rdma",
+    "misc",
+];
 
 /// Files a delegated cgroup2 directory hands to the container's root, beyond the
 /// directory itself (systemd's delegation rules; nspawn's list).
-const DELEGATED_FILES: &[&str] = &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "memory.oom.group", "memory.reclaim"];
+const DELEGATED_FILES: &[&str] =
+    &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "memory.oom.group", "memory.reclaim"];
 
 /// v2 controllers enabled for hutch's parent cgroup on unified hosts, so each
 /// container (and its own systemd) can use them.
@@ -233,7 +249,11 @@ impl ContainerCgroup {
         let target = self.unified.join(rel);
         // Refuse anything that climbs out of the container's tree.
         if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return Err(Error::Write { path: target, value: "0".into(), source: io::Error::from_raw_os_error(libc::EINVAL) });
+            return Err(Error::Write {
+                path: target,
+                value: "0".into(),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
         }
         write(&target.join("cgroup.procs"), "0")?;
         for dir in &self.v1 {
@@ -302,7 +322,11 @@ impl ContainerCgroup {
         let end = Instant::now() + Duration::from_secs(10);
         while self.is_frozen() != frozen {
             if Instant::now() >= end {
-                return Err(Error::Timeout { action: if frozen { "freeze" } else { "thaw" }, path: self.unified.clone(), secs: 10 });
+                return Err(Error::Timeout {
+                    action: if frozen { "freeze" } else { "thaw" },
+                    path: self.unified.clone(),
+                    secs: 10,
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -310,10 +334,7 @@ impl ContainerCgroup {
     }
 
     pub fn is_frozen(&self) -> bool {
-        fs::read_to_string(self.unified.join("cgroup.events"))
-            .ok()
-            .and_then(|ev| event(&ev, "frozen"))
-            .unwrap_or(false)
+        fs::read_to_string(self.unified.join("cgroup.events")).ok().and_then(|ev| event(&ev, "frozen")).unwrap_or(false)
     }
 
     /// Removes the directories, deepest first (the guest's systemd leaves its own
@@ -356,7 +377,9 @@ fn write(p: &Path, value: &str) -> Result<(), Error> {
 fn init_cpuset(dir: &Path) -> Result<(), Error> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let p = dir.join(f);
-        let Ok(cur) = fs::read_to_string(&p) else { continue };
+        let Ok(cur) = fs::read_to_string(&p) else {
+            continue;
+        };
         if cur.trim().is_empty() {
             let parent = dir.parent().expect("cgroup dirs have parents").join(f);
             let v = fs::read_to_string(&parent).map_err(|source| Error::Read { path: parent, source })?;
@@ -400,7 +423,9 @@ fn remove_tree(dir: &Path) -> Result<(), Error> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(Error::Remove { path: dir.to_path_buf(), source }),
+        Err(source) => {
+            return Err(Error::Remove { path: dir.to_path_buf(), source });
+        }
     };
     for e in rd.flatten() {
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -417,7 +442,9 @@ fn remove_tree(dir: &Path) -> Result<(), Error> {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(source) => return Err(Error::Remove { path: dir.to_path_buf(), source }),
+            Err(source) => {
+                return Err(Error::Remove { path: dir.to_path_buf(), source });
+            }
         }
     }
 }

@@ -23,7 +23,9 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let path = paths.config(&name);
             let config = Config::load(&path)?;
             match format {
-                Format::Text => print!("{}", std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?),
+                Format::Text => {
+                    print!("{}", std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?)
+                }
                 Format::Json => {
                     let mut v = serde_json::to_value(&config).expect("serialisable");
                     v["format_version"] = JSON_VERSION.into();
@@ -37,7 +39,9 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let config = Config::load(&paths.config(&name))?;
             let value = config::get(&config, &key)?;
             match (format, value) {
-                (Format::Json, v) => println!("{}", serde_json::to_string(&v).expect("serialisable")),
+                (Format::Json, v) => {
+                    println!("{}", serde_json::to_string(&v).expect("serialisable"))
+                }
                 (Format::Text, None) => {}
                 (Format::Text, Some(toml::Value::String(s))) => println!("{s}"),
                 (Format::Text, Some(v)) => println!("{v}"),
@@ -47,10 +51,13 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
         ConfigCmd::Set { name, key, value } => {
             require(paths, &name)?;
             let path = paths.config(&name);
-            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-            let text = std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
+            let _lock =
+                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
             let (new_text, _) = config::set(&path, &text, &key, &value)?;
-            crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644).map_err(|source| config::Error::Write { path, source })?;
+            crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
+                .map_err(|source| config::Error::Write { path, source })?;
             if container::observe(paths, &name).status != Status::Stopped {
                 eprintln!("hutch: {key} takes effect at the next start of {name}");
             }
@@ -64,11 +71,14 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
     require(paths, name)?;
     let path = paths.config(name);
     let _lock = Lock::acquire(&paths.lock(name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-    let original = std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
+    let original =
+        std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
     let interactive = std::io::stdin().is_terminal();
     let new_text = if !interactive {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| Error::cli(format!("edit the configuration of {name}"), format!("failed to read stdin: {e}")))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            Error::cli(format!("edit the configuration of {name}"), format!("failed to read stdin: {e}"))
+        })?;
         Config::parse(&path, &s)?;
         s
     } else {
@@ -79,9 +89,13 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
                 break Err(Error::cli("edit the configuration", e.to_string()));
             }
             let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
-            let status = std::process::Command::new("sh").arg("-c").arg(format!("{editor} \"$1\"")).arg("sh").arg(&tmp).status();
+            let status =
+                std::process::Command::new("sh").arg("-c").arg(format!("{editor} \"$1\"")).arg("sh").arg(&tmp).status();
             if !status.is_ok_and(|s| s.success()) {
-                break Err(Error::cli("edit the configuration", format!("the editor ({editor}) failed; nothing was changed")));
+                break Err(Error::cli(
+                    "edit the configuration",
+                    format!("the editor ({editor}) failed; nothing was changed"),
+                ));
             }
             text = std::fs::read_to_string(&tmp).unwrap_or_default();
             match Config::parse(&path, &text) {
@@ -104,6 +118,7 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
         eprintln!("hutch: no changes");
         return Ok(0);
     }
-    crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644).map_err(|source| config::Error::Write { path, source })?;
+    crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
+        .map_err(|source| config::Error::Write { path, source })?;
     Ok(0)
 }

@@ -33,10 +33,8 @@ fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
 }
 
 pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
-    let entries: Vec<ListEntry> = container::list_names(paths)
-        .iter()
-        .map(|n| entry(paths, n, &container::observe(paths, n)))
-        .collect();
+    let entries: Vec<ListEntry> =
+        container::list_names(paths).iter().map(|n| entry(paths, n, &container::observe(paths, n))).collect();
     match format {
         Format::Json => {
             #[derive(Serialize)]
@@ -44,7 +42,11 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
                 format_version: u32,
                 containers: &'a [ListEntry],
             }
-            println!("{}", serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, containers: &entries }).expect("serialisable"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, containers: &entries })
+                    .expect("serialisable")
+            );
         }
         Format::Text => {
             let now = crate::fsutil::now_ms();
@@ -122,23 +124,41 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         return Ok(0);
     }
     let now = crate::fsutil::now_ms();
-    let mut items: Vec<(&str, String)> = vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
+    let mut items: Vec<(&str, String)> =
+        vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
     if let Some(p) = info.pid {
-        items.push(("PID", format!("{p} (init){}", info.monitor_pid.map_or(String::new(), |m| format!(", monitor {m}")))));
+        items.push((
+            "PID",
+            format!("{p} (init){}", info.monitor_pid.map_or(String::new(), |m| format!(", monitor {m}"))),
+        ));
     }
-    items.push(("Type", match (&info.idmap, info.privileged) {
-        (_, true) => "privileged (container root is host root)".into(),
-        (Some(m), false) => format!("unprivileged ({m})"),
-        (None, false) => "unprivileged".into(),
-    }));
+    items.push((
+        "Type",
+        match (&info.idmap, info.privileged) {
+            (_, true) => "privileged (container root is host root)".into(),
+            (Some(m), false) => format!("unprivileged ({m})"),
+            (None, false) => "unprivileged".into(),
+        },
+    ));
     items.push(("Hostname", info.hostname.clone()));
-    items.push(("Init", format!("{} (halt: {}, ready: {})", info.init.join(" "), info.halt_signal, match info.ready {
-        crate::config::Ready::Notify => "notify",
-        crate::config::Ready::Exec => "exec",
-    })));
+    items.push((
+        "Init",
+        format!(
+            "{} (halt: {}, ready: {})",
+            info.init.join(" "),
+            info.halt_signal,
+            match info.ready {
+                crate::config::Ready::Notify => "notify",
+                crate::config::Ready::Exec => "exec",
+            }
+        ),
+    ));
     if let Some(t) = info.started_at_ms {
         let boot = info.boot_ms.map_or(String::new(), |b| format!(", booted in {:.2} s", b as f64 / 1000.0));
-        items.push(("Started", format!("{} (up {}{boot})", output::utc(t), output::duration(now.saturating_sub(t) / 1000))));
+        items.push((
+            "Started",
+            format!("{} (up {}{boot})", output::utc(t), output::duration(now.saturating_sub(t) / 1000)),
+        ));
     }
     if let Some(b) = info.boots.filter(|b| *b > 1) {
         items.push(("Boots", format!("{b} (rebooted from inside)")));
@@ -191,7 +211,9 @@ pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool) -> Result<u8
             ino = now_ino;
             pos = 0;
         }
-        let Ok(mut f) = std::fs::File::open(&path) else { continue };
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            continue;
+        };
         let len = f.metadata().map_or(0, |m| m.len());
         if len < pos {
             pos = 0;
@@ -208,6 +230,7 @@ pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool) -> Result<u8
     }
 }
 
+/// Inode of `p`, 0 while it does not exist (between a rotation's rename and create).
 fn inode(p: &std::path::Path) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).map_or_else(|_| std::fs::metadata("/").expect("/ exists"), |m| m))
+    std::fs::metadata(p).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
 }

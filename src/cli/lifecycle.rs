@@ -7,11 +7,19 @@ use crate::container::{self, Source, Status};
 use crate::error::Error;
 use crate::paths::Paths;
 
-pub fn create(paths: &Paths, name: &str, dir: Option<PathBuf>, tar: Option<PathBuf>, privileged: bool) -> Result<u8, Error> {
+pub fn create(
+    paths: &Paths,
+    name: &str,
+    dir: Option<PathBuf>,
+    tar: Option<PathBuf>,
+    privileged: bool,
+) -> Result<u8, Error> {
     let source = match (dir, tar) {
         (Some(d), None) => Source::Dir(d),
         (None, Some(t)) => Source::Tar(t),
-        _ => return Err(Error::cli(format!("create {name}"), "give exactly one of --from-dir and --from-tar")),
+        _ => {
+            return Err(Error::cli(format!("create {name}"), "give exactly one of --from-dir and --from-tar"));
+        }
     };
     notify(&container::collect_leftovers(paths));
     let created = container::create(paths, name, &source, privileged)?;

@@ -18,7 +18,11 @@ use crate::output::Format;
 use crate::paths::Paths;
 
 #[derive(Debug, Parser)]
-#[command(name = "hutch", version, about = "System containers: whole distributions booting their own init, unprivileged by default")]
+#[command(
+    name = "hutch",
+    version,
+    about = "System containers: whole distributions booting their own init, unprivileged by default"
+)]
 pub struct Cli {
     /// Keep all state under DIR instead of /var/lib/hutch and /run/hutch
     #[arg(long, global = true, env = "HUTCH_ROOT", value_name = "DIR")]
@@ -215,7 +219,9 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
     let paths = Paths::new(cli.root.as_deref());
     match cli.cmd {
-        Cmd::Create { name, from_dir, from_tar, privileged } => lifecycle::create(&paths, &name, from_dir, from_tar, privileged),
+        Cmd::Create { name, from_dir, from_tar, privileged } => {
+            lifecycle::create(&paths, &name, from_dir, from_tar, privileged)
+        }
         Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
         Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),
@@ -223,7 +229,9 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Freeze { name } => lifecycle::freeze(&paths, &name, true),
         Cmd::Unfreeze { name } => lifecycle::freeze(&paths, &name, false),
         Cmd::Destroy { name, force } => lifecycle::destroy(&paths, &name, force),
-        Cmd::Exec { name, env, user, cwd, tty, no_tty, command } => run::exec(&paths, &name, env, user, cwd, tty, no_tty, command),
+        Cmd::Exec { name, env, user, cwd, tty, no_tty, command } => {
+            run::exec(&paths, &name, env, user, cwd, tty, no_tty, command)
+        }
         Cmd::Shell { name, user } => run::shell(&paths, &name, user),
         Cmd::Console { name } => run::console(&paths, &name),
         Cmd::Logs { name, follow, monitor } => inspect::logs(&paths, &name, follow, monitor),

@@ -20,8 +20,15 @@ pub fn exec(
     let mut vars = Vec::new();
     for e in env {
         match e.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => vars.push((k.to_string(), v.to_string())),
-            _ => return Err(Error::cli(format!("run a command in {name}"), format!("invalid environment assignment {e:?}: use -e NAME=VALUE"))),
+            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                vars.push((k.to_string(), v.to_string()))
+            }
+            _ => {
+                return Err(Error::cli(
+                    format!("run a command in {name}"),
+                    format!("invalid environment assignment {e:?}: use -e NAME=VALUE"),
+                ));
+            }
         }
     }
     let tty = tty || (!no_tty && sys::fd_is_tty(sys::borrow_raw(0)));
@@ -54,8 +61,12 @@ pub fn console(paths: &Paths, name: &str) -> Result<u8, Error> {
         return Err(container::Error::NotRunning { action: "attach to the console of", name: name.into() }.into());
     }
     if !obs.monitor_alive {
-        return Err(Error::cli(format!("attach to the console of {name}"), "its monitor is gone, and the console with it; the container still runs (use `hutch exec`)"));
+        return Err(Error::cli(
+            format!("attach to the console of {name}"),
+            "its monitor is gone, and the console with it; the container still runs (use `hutch exec`)",
+        ));
     }
-    exec::proxy::console(&paths.monitor_socket(name), name).map_err(|m| Error::cli(format!("attach to the console of {name}"), m))?;
+    exec::proxy::console(&paths.monitor_socket(name), name)
+        .map_err(|m| Error::cli(format!("attach to the console of {name}"), m))?;
     Ok(0)
 }

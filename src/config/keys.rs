@@ -26,9 +26,17 @@ pub struct Key {
 /// Every settable key. `env.NAME` (any NAME) is accepted besides these.
 pub const KEYS: &[Key] = &[
     Key { name: "hostname", kind: KeyKind::String, help: "hostname inside the container (default: its name)" },
-    Key { name: "rootfs.path", kind: KeyKind::String, help: "root filesystem, relative to the container directory or absolute" },
+    Key {
+        name: "rootfs.path",
+        kind: KeyKind::String,
+        help: "root filesystem, relative to the container directory or absolute",
+    },
     Key { name: "init.command", kind: KeyKind::List, help: "init program and arguments, e.g. [\"/sbin/init\"]" },
-    Key { name: "init.halt_signal", kind: KeyKind::String, help: "signal that asks init to shut down, e.g. SIGRTMIN+3" },
+    Key {
+        name: "init.halt_signal",
+        kind: KeyKind::String,
+        help: "signal that asks init to shut down, e.g. SIGRTMIN+3",
+    },
     Key { name: "init.ready", kind: KeyKind::String, help: "notify (init sends READY=1) or exec (booted once exec'd)" },
     Key { name: "init.stop_timeout", kind: KeyKind::Integer, help: "seconds stop waits before killing" },
     Key { name: "security.privileged", kind: KeyKind::Bool, help: "true runs without a user namespace" },
@@ -44,10 +52,7 @@ fn kind_of(key: &str) -> Result<KeyKind, Error> {
             return Ok(KeyKind::String);
         }
     }
-    KEYS.iter()
-        .find(|k| k.name == key)
-        .map(|k| k.kind)
-        .ok_or_else(|| Error::UnknownKey { key: key.to_string() })
+    KEYS.iter().find(|k| k.name == key).map(|k| k.kind).ok_or_else(|| Error::UnknownKey { key: key.to_string() })
 }
 
 /// The effective value of `key` (defaults included); `None` when it is unset and has no
@@ -84,7 +89,9 @@ fn convert(key: &str, kind: KeyKind, raw: &str) -> Result<toml_edit::Value, Erro
         KeyKind::List => {
             let t = raw.trim();
             if t.starts_with('[') {
-                let doc: DocumentMut = format!("v = {t}").parse().map_err(|_| bad("a TOML array of strings, e.g. [\"/sbin/init\", \"--log-level=info\"]"))?;
+                let doc: DocumentMut = format!("v = {t}")
+                    .parse()
+                    .map_err(|_| bad("a TOML array of strings, e.g. [\"/sbin/init\", \"--log-level=info\"]"))?;
                 match doc.get("v").and_then(Item::as_value) {
                     Some(v @ toml_edit::Value::Array(a)) if a.iter().all(|x| x.is_str()) => v.clone(),
                     _ => return Err(bad("a TOML array of strings")),

@@ -38,10 +38,9 @@ pub enum Error {
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::UnknownKey { .. } => Some(format!(
-                "known keys: {}",
-                KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-            )),
+            Error::UnknownKey { .. } => {
+                Some(format!("known keys: {}", KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")))
+            }
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file with `hutch config edit NAME`, or see docs/config.md".into())
             }
@@ -161,8 +160,7 @@ impl Config {
 
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
         Config::parse(path, &text)
     }
 
@@ -223,10 +221,14 @@ impl Config {
             if m.uid == 0 || m.gid == 0 {
                 return bad("idmap", "uid and gid must not be 0 (that would map container root to host root; use security.privileged instead)".into());
             }
-            if m.size == 0 || u64::from(m.uid) + u64::from(m.size) > u64::from(u32::MAX)
+            if m.size == 0
+                || u64::from(m.uid) + u64::from(m.size) > u64::from(u32::MAX)
                 || u64::from(m.gid) + u64::from(m.size) > u64::from(u32::MAX)
             {
-                return bad("idmap.size", format!("{} ids from uid {} / gid {} do not fit below 2^32", m.size, m.uid, m.gid));
+                return bad(
+                    "idmap.size",
+                    format!("{} ids from uid {} / gid {} do not fit below 2^32", m.size, m.uid, m.gid),
+                );
             }
         }
         match crate::size::parse(&self.console.log_size) {
@@ -236,7 +238,10 @@ impl Config {
         }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                return bad(&format!("env.{k}"), "names cannot be empty or contain '=' or NUL; values cannot contain NUL".into());
+                return bad(
+                    &format!("env.{k}"),
+                    "names cannot be empty or contain '=' or NUL; values cannot contain NUL".into(),
+                );
             }
         }
         Ok(())

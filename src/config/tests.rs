@@ -49,8 +49,8 @@ fn unknown_keys_are_refused_with_file_line_and_column() {
 #[test]
 fn malformed_files_are_refused() {
     let cases = [
-        ("schema = 1\n[rootfs\npath=1", "/x/config.toml:2:"),            // truncated table header
-        ("schema = 1\nschema = 1\n", "/x/config.toml:2:"),                 // duplicate key
+        ("schema = 1\n[rootfs\npath=1", "/x/config.toml:2:"), // truncated table header
+        ("schema = 1\nschema = 1\n", "/x/config.toml:2:"),    // duplicate key
         (&GOOD.replace("stop_timeout = 30", "stop_timeout = \"soon\""), "/x/config.toml:10:16"), // wrong type
         ("", "missing field"),
     ];

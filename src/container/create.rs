@@ -55,7 +55,11 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
         Source::Tar(file) => {
             let md = std::fs::metadata(file).map_err(|source| rootfs::Error::Read { path: file.clone(), source })?;
             if !md.is_file() {
-                return Err(rootfs::Error::Unpack { archive: file.clone(), message: "it is not a regular file".into() }.into());
+                return Err(rootfs::Error::Unpack {
+                    archive: file.clone(),
+                    message: "it is not a regular file".into(),
+                }
+                .into());
             }
         }
     }
@@ -79,7 +83,8 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
     let rootfs = staging.path.join("rootfs");
     match source {
         Source::Dir(dir) => {
-            rootfs::copy::copy_tree(dir, &rootfs).map_err(|source| rootfs::Error::Copy { path: dir.clone(), source })?;
+            rootfs::copy::copy_tree(dir, &rootfs)
+                .map_err(|source| rootfs::Error::Copy { path: dir.clone(), source })?;
         }
         Source::Tar(file) => {
             std::fs::create_dir(&rootfs).map_err(io_err("create", &rootfs))?;
@@ -91,7 +96,10 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
                 ));
             }
             if stats.refused > 0 {
-                notices.push(format!("refused {} archive entries that pointed outside the root filesystem", stats.refused));
+                notices.push(format!(
+                    "refused {} archive entries that pointed outside the root filesystem",
+                    stats.refused
+                ));
             }
         }
     }

@@ -82,14 +82,22 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
             Ok(Some(Event::Ready { boot_ms })) => {
                 return Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: Some(boot_ms), notices });
             }
-            Ok(Some(Event::Failed { error })) => return Err(Error::StartFailed { name: name.into(), message: error }),
+            Ok(Some(Event::Failed { error })) => {
+                return Err(Error::StartFailed { name: name.into(), message: error });
+            }
             Ok(None) | Err(_) => {
                 if let Some(pid) = init_pid {
                     // Init ran, then the monitor went away before readiness: say what is known.
                     let last = LastExit::load(&paths.last_exit(name)).map(|l| l.detail).unwrap_or_default();
-                    return Err(Error::StartFailed { name: name.into(), message: format!("init (pid {pid}) ended before it was ready: {last}") });
+                    return Err(Error::StartFailed {
+                        name: name.into(),
+                        message: format!("init (pid {pid}) ended before it was ready: {last}"),
+                    });
                 }
-                return Err(Error::StartFailed { name: name.into(), message: "the monitor exited before init started".into() });
+                return Err(Error::StartFailed {
+                    name: name.into(),
+                    message: "the monitor exited before init started".into(),
+                });
             }
         }
     }
@@ -101,7 +109,8 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
 fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Error> {
     let log_path = paths.monitor_log(name);
     fsutil::ensure_dir(&paths.logs(name), 0o750).map_err(io_err("create", paths.logs(name)))?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err("open", &log_path))?;
+    let log =
+        std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err("open", &log_path))?;
     let exe = std::env::current_exe().map_err(io_err("find", "/proc/self/exe"))?;
     let status_fd = status.as_raw_fd();
     let mut cmd = Command::new(exe);
@@ -159,9 +168,15 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
     }
     if obs.monitor_alive {
         match proto::request(&paths.monitor_socket(name), &Request::Stop { timeout_s: timeout, force }) {
-            Ok((resp, _)) if resp.ok => return Ok((resp.detail.unwrap_or_else(|| "stopped".into()), notices)),
+            Ok((resp, _)) if resp.ok => {
+                return Ok((resp.detail.unwrap_or_else(|| "stopped".into()), notices));
+            }
             Ok((resp, _)) => {
-                return Err(Error::Other { action: "stop", name: name.into(), message: resp.error.unwrap_or_default() });
+                return Err(Error::Other {
+                    action: "stop",
+                    name: name.into(),
+                    message: resp.error.unwrap_or_default(),
+                });
             }
             Err(e) => notices.push(format!("the monitor of {name} did not answer ({e}); stopping it directly")),
         }
@@ -184,7 +199,8 @@ fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
     let cg = &state.cgroup;
     let pidfd = state.init.and_then(|p| p.pidfd());
     if let (Some(fd), false) = (&pidfd, force) {
-        let comm = state.init.and_then(|p| std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).ok()).unwrap_or_default();
+        let comm =
+            state.init.and_then(|p| std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).ok()).unwrap_or_default();
         for (_, sig) in crate::runtime::policy::CONSOLE_GONE_SIGNALS.iter().filter(|(name, _)| *name == comm.trim()) {
             let _ = crate::sys::pidfd_send_signal(fd.as_fd(), *sig);
         }
@@ -221,7 +237,9 @@ pub fn kill(paths: &Paths, name: &str, signal: i32, all: bool) -> Result<usize, 
     let obs = reconcile(paths, name, &mut Notices::new())?;
     let state = match (&obs.state, obs.init_alive) {
         (Some(s), true) => s,
-        _ => return Err(Error::NotRunning { action: "signal", name: name.into() }),
+        _ => {
+            return Err(Error::NotRunning { action: "signal", name: name.into() });
+        }
     };
     if all {
         let pids = state.cgroup.pids();
@@ -231,8 +249,11 @@ pub fn kill(paths: &Paths, name: &str, signal: i32, all: bool) -> Result<usize, 
         return Ok(pids.len());
     }
     let fd = state.init.and_then(|p| p.pidfd()).ok_or(Error::NotRunning { action: "signal", name: name.into() })?;
-    crate::sys::pidfd_send_signal(fd.as_fd(), signal)
-        .map_err(|e| Error::Other { action: "signal", name: name.into(), message: e.to_string() })?;
+    crate::sys::pidfd_send_signal(fd.as_fd(), signal).map_err(|e| Error::Other {
+        action: "signal",
+        name: name.into(),
+        message: e.to_string(),
+    })?;
     Ok(1)
 }
 
@@ -243,9 +264,15 @@ pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<(), Error> {
     let obs = reconcile(paths, name, &mut Notices::new())?;
     let action = if frozen { "freeze" } else { "unfreeze" };
     match (obs.status, frozen) {
-        (Status::Stopped, _) => return Err(Error::NotRunning { action, name: name.into() }),
+        (Status::Stopped, _) => {
+            return Err(Error::NotRunning { action, name: name.into() });
+        }
         (Status::Frozen, true) | (Status::Running | Status::Starting, false) => {
-            return Err(Error::WrongState { action, name: name.into(), state: if frozen { "already frozen".into() } else { "not frozen".into() } });
+            return Err(Error::WrongState {
+                action,
+                name: name.into(),
+                state: if frozen { "already frozen".into() } else { "not frozen".into() },
+            });
         }
         _ => {}
     }
@@ -283,7 +310,9 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
 /// destroy, and staging directories of creates whose process is gone (its lock free).
 pub fn collect_leftovers(paths: &Paths) -> Notices {
     let mut notices = Notices::new();
-    let Ok(rd) = std::fs::read_dir(paths.containers()) else { return notices };
+    let Ok(rd) = std::fs::read_dir(paths.containers()) else {
+        return notices;
+    };
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         let stale = if n.starts_with(".trash-") {

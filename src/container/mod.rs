@@ -50,12 +50,20 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::NotFound { .. } => Some("see `hutch list` for the containers that exist".into()),
-            Error::Exists { name } => Some(format!("choose another name, or remove the old one with `hutch destroy {name}`")),
+            Error::Exists { name } => {
+                Some(format!("choose another name, or remove the old one with `hutch destroy {name}`"))
+            }
             Error::AlreadyRunning { name } => Some(format!("use `hutch restart {name}` to restart it")),
             Error::NotRunning { name, .. } => Some(format!("start it with `hutch start {name}`")),
-            Error::Running { name } => Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`")),
-            Error::StartFailed { name, .. } => Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory")),
-            Error::WrongState { name, state, .. } if state == "frozen" => Some(format!("thaw it with `hutch unfreeze {name}`")),
+            Error::Running { name } => {
+                Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`"))
+            }
+            Error::StartFailed { name, .. } => {
+                Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory"))
+            }
+            Error::WrongState { name, state, .. } if state == "frozen" => {
+                Some(format!("thaw it with `hutch unfreeze {name}`"))
+            }
             Error::Config(e) => e.hint(),
             Error::Rootfs(e) => e.hint(),
             Error::Cgroup(e) => e.hint(),

@@ -70,7 +70,8 @@ pub fn list_names(paths: &Paths) -> Vec<String> {
 
 pub fn observe(paths: &Paths, name: &str) -> Observed {
     let run_dir = paths.runtime(name);
-    let stopped = |stale| Observed { status: Status::Stopped, state: None, monitor_alive: false, init_alive: false, stale };
+    let stopped =
+        |stale| Observed { status: Status::Stopped, state: None, monitor_alive: false, init_alive: false, stale };
     let state = match RuntimeState::load(&paths.state_file(name)) {
         Ok(Some(s)) => s,
         Ok(None) => return stopped(run_dir.exists()),
@@ -126,7 +127,10 @@ pub fn reconcile(paths: &Paths, name: &str, notices: &mut Notices) -> Result<Obs
             };
             let _ = LastExit::new("lost", detail).save(&paths.last_exit(name));
         }
-        notices.push(format!("cleared stale runtime state of {name} ({})", if from_before { "left from before the host rebooted" } else { "its monitor had died" }));
+        notices.push(format!(
+            "cleared stale runtime state of {name} ({})",
+            if from_before { "left from before the host rebooted" } else { "its monitor had died" }
+        ));
     }
     fsutil::remove_tree(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
     Ok(Observed { status: Status::Stopped, state: None, monitor_alive: false, init_alive: false, stale: false })

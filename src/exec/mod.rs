@@ -142,7 +142,13 @@ fn first_child(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Spec, so
     }
 }
 
-fn first_child_inner(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Spec, sock: &OwnedFd) -> Result<i32, String> {
+fn first_child_inner(
+    state: &RuntimeState,
+    pidfd: &OwnedFd,
+    sub: &str,
+    spec: &Spec,
+    sock: &OwnedFd,
+) -> Result<i32, String> {
     sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
     state.cgroup.attach_self_at(Path::new(sub)).map_err(|e| e.to_string())?;
     let mut flags = CloneFlags::CLONE_NEWNS
@@ -156,19 +162,26 @@ fn first_child_inner(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Sp
     }
     nix::sched::setns(pidfd, flags).map_err(|e| format!("failed to join the container's namespaces: {e}"))?;
     if !state.privileged {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the container: {e}"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the container: {e}"))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| format!("failed to become root in the container: {e}"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| format!("failed to become root in the container: {e}"))?;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;
 
     let slave = if spec.tty {
-        let master = rustix::fs::open("/dev/ptmx", rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| format!("failed to allocate a pseudo-terminal in the container: {e}"))?;
+        let master = rustix::fs::open(
+            "/dev/ptmx",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| format!("failed to allocate a pseudo-terminal in the container: {e}"))?;
         sys::unlock_pty(master.as_fd()).map_err(|e| format!("failed to unlock the pseudo-terminal: {e}"))?;
         let slave = sys::pty_peer(master.as_fd()).map_err(|e| format!("failed to open the pseudo-terminal: {e}"))?;
-        channel::send(sock.as_fd(), &[MSG_MASTER], Some(master.as_fd())).map_err(|e| format!("failed to pass the terminal on: {e}"))?;
+        channel::send(sock.as_fd(), &[MSG_MASTER], Some(master.as_fd()))
+            .map_err(|e| format!("failed to pass the terminal on: {e}"))?;
         Some(slave)
     } else {
         None
@@ -196,19 +209,23 @@ fn first_child_inner(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Sp
 }
 
 fn second_child(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd) -> ! {
-    let err = match second_child_inner(spec, user, slave, sock) {
-        Err(e) => e,
-    };
+    let Err(err) = second_child_inner(spec, user, slave, sock);
     send_error(sock, &err.0);
     sys::exit_now(err.1)
 }
 
-fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd) -> Result<std::convert::Infallible, (String, i32)> {
+fn second_child_inner(
+    spec: &Spec,
+    user: &User,
+    slave: Option<OwnedFd>,
+    sock: &OwnedFd,
+) -> Result<std::convert::Infallible, (String, i32)> {
     let fail = |m: String| (m, 126);
     let _ = nix::unistd::setsid();
     if let Some(slave) = slave {
         let _ = rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(user.uid)), None);
-        sys::set_controlling_tty(slave.as_fd()).map_err(|e| fail(format!("failed to set the controlling terminal: {e}")))?;
+        sys::set_controlling_tty(slave.as_fd())
+            .map_err(|e| fail(format!("failed to set the controlling terminal: {e}")))?;
         for fd in 0..3 {
             sys::dup_onto(slave.as_fd(), fd).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
         }
@@ -218,8 +235,10 @@ fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &O
     sys::drop_bounding(crate::runtime::policy::DROPPED_CAPS).map_err(fail)?;
     let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| (*g).into()).collect();
     nix::unistd::setgroups(&groups).map_err(|e| fail(format!("failed to set the groups of {}: {e}", user.name)))?;
-    nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into()).map_err(|e| fail(format!("failed to switch to gid {}: {e}", user.gid)))?;
-    nix::unistd::setresuid(user.uid.into(), user.uid.into(), user.uid.into()).map_err(|e| fail(format!("failed to switch to user {}: {e}", user.name)))?;
+    nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into())
+        .map_err(|e| fail(format!("failed to switch to gid {}: {e}", user.gid)))?;
+    nix::unistd::setresuid(user.uid.into(), user.uid.into(), user.uid.into())
+        .map_err(|e| fail(format!("failed to switch to user {}: {e}", user.name)))?;
 
     match &spec.cwd {
         Some(dir) => std::env::set_current_dir(dir).map_err(|e| fail(format!("failed to change to {dir}: {e}")))?,
@@ -232,16 +251,20 @@ fn second_child_inner(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &O
     // The working directory must be inside the container (CVE-2024-21626).
     match std::env::current_dir() {
         Ok(p) if p.is_absolute() => {}
-        _ => return Err(fail("the working directory is outside the container".into())),
+        _ => {
+            return Err(fail("the working directory is outside the container".into()));
+        }
     }
 
     let env = environment(spec, user);
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
     let (program, argv) = if spec.login_shell {
-        let base = Path::new(&user.shell).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "sh".into());
+        let base =
+            Path::new(&user.shell).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "sh".into());
         (user.shell.clone(), vec![format!("-{base}")])
     } else {
-        let program = find_program(&spec.argv[0], &path_var).ok_or_else(|| (format!("{}: command not found", spec.argv[0]), 127))?;
+        let program = find_program(&spec.argv[0], &path_var)
+            .ok_or_else(|| (format!("{}: command not found", spec.argv[0]), 127))?;
         (program, spec.argv.clone())
     };
     let cstr = |s: &str| CString::new(s).map_err(|_| fail(format!("{s:?} contains a NUL byte")));
@@ -298,7 +321,8 @@ fn find_program(program: &str, path: &str) -> Option<String> {
         return Some(program.to_string());
     }
     path.split(':').filter(|d| !d.is_empty()).map(|d| format!("{d}/{program}")).find(|cand| {
-        std::fs::metadata(cand).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        std::fs::metadata(cand)
+            .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
     })
 }
 
@@ -324,7 +348,8 @@ mod tests {
     fn environment_is_clean_and_overridable() {
         // SAFETY: test-only; no other thread reads the environment concurrently here.
         unsafe { std::env::set_var("HUTCH_TEST_SECRET", "leak") };
-        let spec = Spec { env: vec![("LANG".into(), "de_DE.UTF-8".into()), ("FOO".into(), "bar".into())], ..Spec::default() };
+        let spec =
+            Spec { env: vec![("LANG".into(), "de_DE.UTF-8".into()), ("FOO".into(), "bar".into())], ..Spec::default() };
         let env = environment(&spec, &root());
         assert!(!env.iter().any(|(k, _)| k == "HUTCH_TEST_SECRET"));
         assert!(!env.iter().any(|(k, _)| k == "TERM"), "no TERM without a tty");

@@ -53,7 +53,8 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, St
         None => (spec, None),
     };
     let by_name = passwd_entries(passwd).find(|e| e.name == user_part);
-    let entry = by_name.or_else(|| user_part.parse::<u32>().ok().and_then(|u| passwd_entries(passwd).find(|e| e.uid == u)));
+    let entry =
+        by_name.or_else(|| user_part.parse::<u32>().ok().and_then(|u| passwd_entries(passwd).find(|e| e.uid == u)));
     let mut user = match (entry, user_part.parse::<u32>()) {
         (Some(e), _) => User {
             name: e.name.into(),
@@ -63,8 +64,12 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, St
             shell: if e.shell.is_empty() { "/bin/sh".into() } else { e.shell.into() },
             groups: groups_of(group, e.name, e.gid),
         },
-        (None, Ok(uid)) => User { name: uid.to_string(), uid, gid: uid, home: "/".into(), shell: "/bin/sh".into(), groups: vec![uid] },
-        (None, Err(_)) => return Err(format!("no user {user_part:?} in the container's /etc/passwd")),
+        (None, Ok(uid)) => {
+            User { name: uid.to_string(), uid, gid: uid, home: "/".into(), shell: "/bin/sh".into(), groups: vec![uid] }
+        }
+        (None, Err(_)) => {
+            return Err(format!("no user {user_part:?} in the container's /etc/passwd"));
+        }
     };
     if let Some(g) = group_part {
         let gid = g.parse::<u32>().ok().or_else(|| {

@@ -189,7 +189,8 @@ pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGWINCH);
     mask.thread_block().map_err(|e| format!("failed to block SIGWINCH: {e}"))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| e.to_string())?;
+    let signals =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| e.to_string())?;
 
     eprint!("Connected to the console of {name}. Type Ctrl-a q to detach.\r\n");
     let raw = if tty { RawMode::enable(stdin()).ok() } else { None };
@@ -199,7 +200,8 @@ pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
     let mut stdin_open = true;
     let mut ended = false;
     loop {
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        let mut fds =
+            vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN), PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
         if stdin_open {
             fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
         }

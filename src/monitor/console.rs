@@ -102,7 +102,9 @@ impl Console {
     /// slave is handed to it (group: the container's `tty`, gid 5), or the guest's
     /// getty could not use its own console.
     pub fn open(owner: Option<(u32, u32)>, log_path: &Path, log_size: u64) -> io::Result<Console> {
-        let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY | rustix::pty::OpenptFlags::CLOEXEC)?;
+        let master = rustix::pty::openpt(
+            rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY | rustix::pty::OpenptFlags::CLOEXEC,
+        )?;
         rustix::pty::grantpt(&master)?;
         sys::unlock_pty(master.as_fd())?;
         let name = rustix::pty::ptsname(&master, Vec::new())?;
@@ -115,7 +117,13 @@ impl Console {
         sys::set_winsize(master.as_fd(), 24, 80)?;
         let flags = rustix::fs::fcntl_getfl(&master)?;
         rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
-        Ok(Console { master, _slave: slave, slave_path, log: RotatingLog::open(log_path, log_size), clients: Vec::new() })
+        Ok(Console {
+            master,
+            _slave: slave,
+            slave_path,
+            log: RotatingLog::open(log_path, log_size),
+            clients: Vec::new(),
+        })
     }
 
     /// Drains the master: logs the output and passes it to every client.

@@ -16,8 +16,8 @@ use rustix::mount::OpenTreeFlags;
 
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
-use crate::runtime::{apply, channel};
 use crate::runtime::child::{self, ChildSpec};
+use crate::runtime::{apply, channel};
 use crate::state::Proc;
 use crate::sys::{self, Forked};
 
@@ -30,7 +30,8 @@ pub struct Launched {
 pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) -> Result<Launched, String> {
     let (parent_end, child_end) = channel::pair().map_err(|e| format!("failed to create the start channel: {e}"))?;
     let host = apply::prepare_host_binds(&spec.steps).map_err(|e| e.to_string())?;
-    let mut flags = (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
+    let mut flags =
+        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
@@ -98,15 +99,17 @@ fn rootfs_mount(rootfs: &Path, pid: i32, idmapped: bool) -> Result<OwnedFd, Stri
     if idmapped {
         let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
             .map_err(|e| format!("failed to open the container's user namespace: {e}"))?;
-        sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV, 0, Some(userns.as_fd())).map_err(|e| {
-            let fstype = rustix::fs::statfs(rootfs).map(|s| format!("{:#x}", s.f_type)).unwrap_or_else(|_| "unknown".into());
-            format!(
-                "failed to create an idmapped mount of the root filesystem {} (filesystem magic {fstype}): {e}; \
+        sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV, 0, Some(userns.as_fd()))
+            .map_err(|e| {
+                let fstype =
+                    rustix::fs::statfs(rootfs).map(|s| format!("{:#x}", s.f_type)).unwrap_or_else(|_| "unknown".into());
+                format!(
+                    "failed to create an idmapped mount of the root filesystem {} (filesystem magic {fstype}): {e}; \
                  idmapped mounts need Linux 5.12 or later and a filesystem that supports them \
                  (ext4, xfs, btrfs, tmpfs, overlayfs); or create the container with --privileged",
-                rootfs.display()
-            )
-        })?;
+                    rootfs.display()
+                )
+            })?;
     }
     Ok(tree)
 }

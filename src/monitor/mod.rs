@@ -155,11 +155,15 @@ impl Monitor {
         })();
         let (control, notify) = match prepared {
             Ok(p) => p,
-            Err(e) => return Err(fail(format!("failed to prepare runtime directory {}: {e}", run.display()), status)),
+            Err(e) => {
+                return Err(fail(format!("failed to prepare runtime directory {}: {e}", run.display()), status));
+            }
         };
         let console = match Console::open(owner, &paths.console_log(name), config.log_size()) {
             Ok(c) => c,
-            Err(e) => return Err(fail(format!("failed to allocate the console pty: {e}"), status)),
+            Err(e) => {
+                return Err(fail(format!("failed to allocate the console pty: {e}"), status));
+            }
         };
         let mut mask = SigSet::empty();
         for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
@@ -174,7 +178,9 @@ impl Monitor {
         };
         let me = match crate::state::Proc::of(std::process::id() as i32) {
             Ok(p) => p,
-            Err(e) => return Err(fail(format!("failed to read the monitor's own process state: {e}"), status)),
+            Err(e) => {
+                return Err(fail(format!("failed to read the monitor's own process state: {e}"), status));
+            }
         };
         let state = RuntimeState {
             version: crate::state::VERSION,
@@ -273,8 +279,12 @@ impl Monitor {
         self.save_state();
 
         let share = self.paths.host_share(&self.name);
-        fsutil::atomic_write(&share.join("boot_id"), format!("{}\n", uuid(&crate::sys::random_hex128())).as_bytes(), 0o444)
-            .map_err(|e| format!("failed to write the container's boot id: {e}"))?;
+        fsutil::atomic_write(
+            &share.join("boot_id"),
+            format!("{}\n", uuid(&crate::sys::random_hex128())).as_bytes(),
+            0o444,
+        )
+        .map_err(|e| format!("failed to write the container's boot id: {e}"))?;
         self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid))).map_err(|e| e.to_string())?;
 
         let spec = self.child_spec()?;
@@ -334,7 +344,9 @@ impl Monitor {
     fn wait_for_end(&mut self) -> Ended {
         loop {
             let timeout = match self.stop.as_ref().and_then(|s| s.deadline) {
-                Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX),
+                Some(d) => {
+                    PollTimeout::try_from(d.saturating_duration_since(Instant::now())).unwrap_or(PollTimeout::MAX)
+                }
                 None => PollTimeout::NONE,
             };
             let init_fd = self.init.as_ref().map(|l| l.pidfd.as_fd());
@@ -460,7 +472,10 @@ impl Monitor {
                 }
                 Request::Stop { timeout_s, force } => {
                     if self.init.is_none() {
-                        let _ = proto::write_line(&mut stream, &Response::error("the container is between boots; try again"));
+                        let _ = proto::write_line(
+                            &mut stream,
+                            &Response::error("the container is between boots; try again"),
+                        );
                         continue;
                     }
                     self.begin_stop(timeout_s, force, Some(stream));
@@ -476,7 +491,8 @@ impl Monitor {
 
     fn begin_stop(&mut self, timeout_s: u64, force: bool, waiter: Option<UnixStream>) {
         let Some(init) = &self.init else { return };
-        let stop = self.stop.get_or_insert(Stop { deadline: None, timeout_s, killed: false, forced: false, waiters: vec![] });
+        let stop =
+            self.stop.get_or_insert(Stop { deadline: None, timeout_s, killed: false, forced: false, waiters: vec![] });
         stop.waiters.extend(waiter);
         if force && !stop.killed {
             mlog!("forced stop: killing every process in the container");
@@ -489,7 +505,10 @@ impl Monitor {
             match stop.deadline {
                 None => {
                     let sig = self.config.halt_signal();
-                    mlog!("sending {} to init; killing in {timeout_s} s if it has not stopped", crate::signal::name(sig));
+                    mlog!(
+                        "sending {} to init; killing in {timeout_s} s if it has not stopped",
+                        crate::signal::name(sig)
+                    );
                     if let Err(e) = crate::sys::pidfd_send_signal(init.pidfd.as_fd(), sig) {
                         mlog!("failed to signal init: {e}");
                     }
@@ -542,13 +561,20 @@ impl Monitor {
                 let s = stop.expect("checked");
                 Ended::Final(LastExit::new(
                     "killed",
-                    if s.forced { "killed by hutch stop --force".to_string() } else { format!("killed after the {} s stop timeout", s.timeout_s) },
+                    if s.forced {
+                        "killed by hutch stop --force".to_string()
+                    } else {
+                        format!("killed after the {} s stop timeout", s.timeout_s)
+                    },
                 ))
             }
-            WaitStatus::Exited(_, code) => Ended::Final(LastExit::new("exited", format!("init exited with status {code}"))),
-            WaitStatus::Signaled(_, sig, _) => {
-                Ended::Final(LastExit::new("signaled", format!("init was killed by {}", crate::signal::name(sig as i32))))
+            WaitStatus::Exited(_, code) => {
+                Ended::Final(LastExit::new("exited", format!("init exited with status {code}")))
             }
+            WaitStatus::Signaled(_, sig, _) => Ended::Final(LastExit::new(
+                "signaled",
+                format!("init was killed by {}", crate::signal::name(sig as i32)),
+            )),
             other => Ended::Final(LastExit::new("exited", format!("init ended: {other:?}"))),
         };
         Some(ended)

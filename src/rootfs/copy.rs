@@ -68,7 +68,8 @@ impl Copier {
             }
         }
         if ft.is_file() {
-            let mut from = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(src).map_err(|e| ctx(e, src))?;
+            let mut from =
+                fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(src).map_err(|e| ctx(e, src))?;
             let mut to = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -83,7 +84,13 @@ impl Copier {
             std::os::unix::fs::symlink(&target, dst).map_err(|e| ctx(e, dst))?;
             self.stats.files += 1;
         } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            let kind = if ft.is_fifo() { libc::S_IFIFO } else if ft.is_char_device() { libc::S_IFCHR } else { libc::S_IFBLK };
+            let kind = if ft.is_fifo() {
+                libc::S_IFIFO
+            } else if ft.is_char_device() {
+                libc::S_IFCHR
+            } else {
+                libc::S_IFBLK
+            };
             nix::sys::stat::mknod(
                 dst,
                 nix::sys::stat::SFlag::from_bits_truncate(kind),
@@ -172,7 +179,10 @@ mod tests {
         fs::write(src.join("ro/file"), b"x").unwrap();
         fs::set_permissions(src.join("ro"), fs::Permissions::from_mode(0o555)).unwrap();
         let _ = rustix::fs::lsetxattr(src.join("usr/bin/su"), "user.hutch", b"kept", rustix::fs::XattrFlags::empty());
-        let old = Timestamps { last_access: Timespec { tv_sec: 1_000_000, tv_nsec: 5 }, last_modification: Timespec { tv_sec: 1_000_000, tv_nsec: 5 } };
+        let old = Timestamps {
+            last_access: Timespec { tv_sec: 1_000_000, tv_nsec: 5 },
+            last_modification: Timespec { tv_sec: 1_000_000, tv_nsec: 5 },
+        };
         rustix::fs::utimensat(rustix::fs::CWD, src.join("usr/bin/su"), &old, AtFlags::empty()).unwrap();
 
         let dst = d.path().join("dst");

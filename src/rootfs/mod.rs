@@ -131,7 +131,12 @@ pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )?;
     let tmp = format!(".{name}.hutch-{}", std::process::id());
-    let fd = rustix::fs::openat(&parent, tmp.as_str(), OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(mode))?;
+    let fd = rustix::fs::openat(
+        &parent,
+        tmp.as_str(),
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
     let result = (|| -> io::Result<()> {
         let mut f = std::fs::File::from(fd);
         io::Write::write_all(&mut f, contents)?;

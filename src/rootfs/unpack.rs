@@ -51,7 +51,9 @@ pub fn open(archive: &Path) -> Result<Box<dyn Read>, Error> {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
         Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(|e| unpack_err(format!("bad zstd stream: {e}")))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(r).map_err(|e| unpack_err(format!("bad zstd stream: {e}")))?,
+        ),
     })
 }
 
@@ -75,7 +77,7 @@ pub fn unpack(archive: &Path, dst: &Path, privileged: bool) -> Result<Stats, Err
                 stats.devices_skipped += 1;
                 continue;
             }
-            make_node(&entry, dst).map_err(|m| fail(m))?;
+            make_node(&entry, dst).map_err(fail)?;
             continue;
         }
         let path = entry.path().map(|p| p.into_owned()).map_err(|e| fail(e.to_string()))?;
@@ -114,27 +116,55 @@ fn make_node<R: Read>(entry: &tar::Entry<'_, R>, dst: &Path) -> Result<(), Strin
             _ => return Err(format!("{}: refusing a path with '..'", path.display())),
         }
     }
-    let Some(name) = parts.pop() else { return Ok(()) };
-    let root = rustix::fs::open(dst, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| e.to_string())?;
+    let Some(name) = parts.pop() else {
+        return Ok(());
+    };
+    let root = rustix::fs::open(dst, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| e.to_string())?;
     let parent: std::path::PathBuf = parts.iter().collect();
     let dir = if parent.as_os_str().is_empty() {
         root
     } else {
-        rustix::fs::openat2(&root, &parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS)
-            .map_err(|e| format!("{}: parent directory: {e}", path.display()))?
+        rustix::fs::openat2(
+            &root,
+            &parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| format!("{}: parent directory: {e}", path.display()))?
     };
     let h = entry.header();
     let mode = h.mode().map_err(|e| e.to_string())? & 0o7777;
     let (kind, dev) = match h.entry_type() {
-        tar::EntryType::Char => (rustix::fs::FileType::CharacterDevice, rustix::fs::makedev(h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0))),
-        tar::EntryType::Block => (rustix::fs::FileType::BlockDevice, rustix::fs::makedev(h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0))),
+        tar::EntryType::Char => (
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::makedev(
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            ),
+        ),
+        tar::EntryType::Block => (
+            rustix::fs::FileType::BlockDevice,
+            rustix::fs::makedev(
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            ),
+        ),
         _ => (rustix::fs::FileType::Fifo, 0),
     };
     let _ = rustix::fs::unlinkat(&dir, name.as_os_str(), rustix::fs::AtFlags::empty());
-    rustix::fs::mknodat(&dir, name.as_os_str(), kind, Mode::from_raw_mode(mode), dev).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-    rustix::fs::chownat(&dir, name.as_os_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+    rustix::fs::mknodat(&dir, name.as_os_str(), kind, Mode::from_raw_mode(mode), dev)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+    rustix::fs::chownat(
+        &dir,
+        name.as_os_str(),
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(())
 }
 

@@ -37,13 +37,29 @@ pub type HostBinds = HashMap<PathBuf, OwnedFd>;
 pub fn prepare_host_binds(steps: &[Step]) -> Result<HostBinds, Error> {
     let mut out = HostBinds::new();
     for step in steps {
-        let Step::BindHost { source, target, check, attrs, required } = step else { continue };
-        let tree = match rustix::mount::open_tree(rustix::fs::CWD, source, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC) {
+        let Step::BindHost { source, target, check, attrs, required } = step else {
+            continue;
+        };
+        let tree = match rustix::mount::open_tree(
+            rustix::fs::CWD,
+            source,
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+        ) {
             Ok(t) => t,
             Err(rustix::io::Errno::NOENT) if !required => continue,
-            Err(e) => return Err(Error::Step { action: "bind-mount onto", path: format!("{target} from {}", source.display()), source: e.into() }),
+            Err(e) => {
+                return Err(Error::Step {
+                    action: "bind-mount onto",
+                    path: format!("{target} from {}", source.display()),
+                    source: e.into(),
+                });
+            }
         };
-        verify(&tree, *check).map_err(|expected| Error::BadSource { source_path: source.display().to_string(), path: target.clone(), expected })?;
+        verify(&tree, *check).map_err(|expected| Error::BadSource {
+            source_path: source.display().to_string(),
+            path: target.clone(),
+            expected,
+        })?;
         set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
         out.insert(source.clone(), tree);
     }
@@ -118,12 +134,21 @@ impl Root {
                 let fd = self.resolve(path).map_err(step_err("create directory", path))?;
                 let st = rustix::fs::fstat(&fd).map_err(|e| step_err("create directory", path)(e.into()))?;
                 if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
-                    return Err(Error::Step { action: "create directory", path: path.clone(), source: io::Error::from_raw_os_error(libc::ENOTDIR) });
+                    return Err(Error::Step {
+                        action: "create directory",
+                        path: path.clone(),
+                        source: io::Error::from_raw_os_error(libc::ENOTDIR),
+                    });
                 }
             }
             Step::File { path } => {
                 let (dir, name) = self.parent(path).map_err(step_err("create", path))?;
-                match rustix::fs::openat(&dir, name, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o644)) {
+                match rustix::fs::openat(
+                    &dir,
+                    name,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                ) {
                     Ok(_) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(step_err("create", path)(e.into())),
                 }
@@ -136,7 +161,11 @@ impl Root {
                 }
             }
             Step::Fs { fstype, target, options, attrs } => {
-                let mnt = new_fs(fstype, options, *attrs).map_err(|source| Error::Step { action: "mount a new filesystem on", path: format!("{target} ({fstype})"), source })?;
+                let mnt = new_fs(fstype, options, *attrs).map_err(|source| Error::Step {
+                    action: "mount a new filesystem on",
+                    path: format!("{target} ({fstype})"),
+                    source,
+                })?;
                 self.attach(&mnt, target, "mount")?;
             }
             Step::BindHost { source, target, required, .. } => match self.host.remove(source) {
@@ -166,9 +195,17 @@ impl Root {
                     other => other.map_err(step_err("mask", target))?,
                 };
                 if self.mask.is_none() {
-                    let opts = [("mode", "0555".to_string()), ("size", "4k".to_string()), ("nr_inodes", "1".to_string())];
-                    let m = new_fs("tmpfs", &opts, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC)
-                        .map_err(step_err("create the mask for", target))?;
+                    let opts =
+                        [("mode", "0555".to_string()), ("size", "4k".to_string()), ("nr_inodes", "1".to_string())];
+                    let m = new_fs(
+                        "tmpfs",
+                        &opts,
+                        sys::MOUNT_ATTR_RDONLY
+                            | sys::MOUNT_ATTR_NOSUID
+                            | sys::MOUNT_ATTR_NODEV
+                            | sys::MOUNT_ATTR_NOEXEC,
+                    )
+                    .map_err(step_err("create the mask for", target))?;
                     self.mask = Some(m);
                 }
                 let mask = self.mask.as_ref().expect("mask just created");

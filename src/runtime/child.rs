@@ -50,15 +50,24 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     let tree = channel::recv_go(sock.as_fd())?;
 
     if !spec.privileged {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the user namespace (setresgid): {e}"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|e| format!("failed to become root in the user namespace (setresuid): {e}"))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .map_err(|e| format!("failed to become root in the user namespace (setresgid): {e}"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .map_err(|e| format!("failed to become root in the user namespace (setresuid): {e}"))?;
     }
     nix::unistd::setgroups(&[]).map_err(|e| format!("failed to clear supplementary groups: {e}"))?;
 
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("failed to create the cgroup namespace: {e}"))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("failed to create the cgroup namespace: {e}"))?;
 
-    nix::mount::mount(None::<&str>, "/", None::<&str>, nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| format!("failed to make mounts private: {e}"))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("failed to make mounts private: {e}"))?;
 
     // The current directory is the rootfs directory, in this namespace's copy of the
     // tree; the attached mount is then reached through `tree` itself.
@@ -72,7 +81,8 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     pivot(&root)?;
     drop(root);
 
-    nix::unistd::sethostname(&spec.hostname).map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
     sys::drop_bounding(policy::DROPPED_CAPS)?;
     sys::reset_signals();
     console_stdio()?;
@@ -82,9 +92,15 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     let err = sys::execve(&spec.argv, &spec.env);
     let init = spec.argv[0].to_string_lossy();
     Err(match err.raw_os_error() {
-        Some(libc::ENOENT) => format!("failed to execute init {init}: it does not exist in the root filesystem"),
-        Some(libc::EACCES) => format!("failed to execute init {init}: permission denied (is it executable?)"),
-        Some(libc::ENOEXEC) => format!("failed to execute init {init}: not an executable format this kernel runs"),
+        Some(libc::ENOENT) => {
+            format!("failed to execute init {init}: it does not exist in the root filesystem")
+        }
+        Some(libc::EACCES) => {
+            format!("failed to execute init {init}: permission denied (is it executable?)")
+        }
+        Some(libc::ENOEXEC) => {
+            format!("failed to execute init {init}: not an executable format this kernel runs")
+        }
         _ => format!("failed to execute init {init}: {err}"),
     })
 }
@@ -93,7 +109,8 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
 fn pivot(root: &Root) -> Result<(), String> {
     rustix::process::fchdir(root.fd()).map_err(|e| format!("failed to enter the root filesystem: {e}"))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| format!("failed to pivot_root into the root filesystem: {e}"))?;
-    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(|e| format!("failed to detach the old root: {e}"))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| format!("failed to detach the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("failed to change to /: {e}"))?;
     Ok(())
 }
@@ -102,7 +119,8 @@ fn pivot(root: &Root) -> Result<(), String> {
 fn console_stdio() -> Result<(), String> {
     let _ = nix::unistd::setsid();
     let open = |p: &str| rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty());
-    let fd = open("/dev/console").or_else(|_| open("/dev/null")).map_err(|e| format!("failed to open /dev/console: {e}"))?;
+    let fd =
+        open("/dev/console").or_else(|_| open("/dev/null")).map_err(|e| format!("failed to open /dev/console: {e}"))?;
     for target in 0..3 {
         sys::dup_onto(fd.as_fd(), target).map_err(|e| format!("failed to set up init's stdio: {e}"))?;
     }

@@ -66,11 +66,21 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
 
     // /proc, then /sys read-only with the container's own cgroup2 tree inside.
     s.push(Step::Fs { fstype: "proc", target: "proc".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
-    s.push(Step::Fs { fstype: "sysfs", target: "sys".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY });
+    s.push(Step::Fs {
+        fstype: "sysfs",
+        target: "sys".into(),
+        options: vec![],
+        attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY,
+    });
     s.push(Step::Fs { fstype: "cgroup2", target: "sys/fs/cgroup".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
 
     // /dev: a small tmpfs holding only the standard nodes.
-    s.push(Step::Fs { fstype: "tmpfs", target: "dev".into(), options: opts(policy::DEV_TMPFS), attrs: MOUNT_ATTR_NOSUID });
+    s.push(Step::Fs {
+        fstype: "tmpfs",
+        target: "dev".into(),
+        options: opts(policy::DEV_TMPFS),
+        attrs: MOUNT_ATTR_NOSUID,
+    });
     for node in policy::DEV_NODES {
         if let Some((parent, _)) = node.name.rsplit_once('/') {
             s.push(Step::Dir { path: format!("dev/{parent}"), mode: 0o755 });
@@ -86,9 +96,19 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
         });
     }
     s.push(Step::Dir { path: "dev/pts".into(), mode: 0o755 });
-    s.push(Step::Fs { fstype: "devpts", target: "dev/pts".into(), options: opts(policy::DEVPTS), attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+    s.push(Step::Fs {
+        fstype: "devpts",
+        target: "dev/pts".into(),
+        options: opts(policy::DEVPTS),
+        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    });
     s.push(Step::Dir { path: "dev/shm".into(), mode: 0o1777 });
-    s.push(Step::Fs { fstype: "tmpfs", target: "dev/shm".into(), options: opts(policy::SHM_TMPFS), attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
+    s.push(Step::Fs {
+        fstype: "tmpfs",
+        target: "dev/shm".into(),
+        options: opts(policy::SHM_TMPFS),
+        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    });
     s.push(Step::Dir { path: "dev/mqueue".into(), mode: 0o755 });
     s.push(Step::Fs { fstype: "mqueue", target: "dev/mqueue".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
     for (path, to) in policy::DEV_SYMLINKS {
@@ -106,7 +126,12 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
     }
 
     // /run: a tmpfs (systemd keeps an existing /run mount), with the host share.
-    s.push(Step::Fs { fstype: "tmpfs", target: "run".into(), options: opts(policy::RUN_TMPFS), attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV });
+    s.push(Step::Fs {
+        fstype: "tmpfs",
+        target: "run".into(),
+        options: opts(policy::RUN_TMPFS),
+        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+    });
     s.push(Step::Dir { path: "run/host".into(), mode: 0o755 });
     s.push(Step::BindHost {
         source: inputs.host_share.clone(),
@@ -126,7 +151,11 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
     // Masks and read-only paths last, so nothing above is hidden by them.
     // Not nodev: reading a masked file must give /dev/null's empty read, not EACCES.
     for f in policy::MASKED_FILES {
-        s.push(Step::BindInside { source: "dev/null".into(), target: f.to_string(), attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY });
+        s.push(Step::BindInside {
+            source: "dev/null".into(),
+            target: f.to_string(),
+            attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_RDONLY,
+        });
     }
     for d in policy::MASKED_DIRS {
         s.push(Step::MaskDir { target: d.to_string() });
@@ -171,7 +200,9 @@ mod tests {
     fn dev_gets_checked_standard_nodes_and_a_new_devpts() {
         let p = plan();
         let tmpfs = position(&p, fs_at("dev"));
-        for (name, major, minor) in [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)] {
+        for (name, major, minor) in
+            [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+        {
             let i = position(&p, |s| matches!(s, Step::BindHost { target, .. } if *target == format!("dev/{name}")));
             assert!(i > tmpfs);
             let Step::BindHost { check, required, .. } = &p[i] else { unreachable!() };
@@ -193,7 +224,9 @@ mod tests {
         let Step::BindHost { source, check, .. } = &p[i] else { unreachable!() };
         assert_eq!(source, &PathBuf::from("/dev/pts/7"));
         assert_eq!(*check, Check::Pty);
-        assert!(!p.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target.starts_with("dev/tty") && target != "dev/tty")));
+        assert!(!p.iter().any(
+            |s| matches!(s, Step::BindHost { target, .. } if target.starts_with("dev/tty") && target != "dev/tty")
+        ));
         let none = build(&Inputs { console: None, host_share: "/h".into() });
         assert!(!none.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/console")));
     }
@@ -203,7 +236,10 @@ mod tests {
         let p = plan();
         let last_mount = position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "run/host"));
         for f in ["proc/kcore", "proc/keys", "proc/timer_list", "proc/sched_debug"] {
-            let i = position(&p, |s| matches!(s, Step::BindInside { source, target, .. } if source == "dev/null" && target == f));
+            let i = position(
+                &p,
+                |s| matches!(s, Step::BindInside { source, target, .. } if source == "dev/null" && target == f),
+            );
             assert!(i > last_mount);
         }
         assert!(p.contains(&Step::MaskDir { target: "sys/firmware".into() }));
@@ -218,8 +254,15 @@ mod tests {
     #[test]
     fn run_is_a_tmpfs_with_the_host_share_read_only() {
         let p = plan();
-        assert!(position(&p, fs_at("run")) < position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "run/host")));
-        let Step::BindHost { attrs, check, .. } = &p[position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "run/host"))] else { unreachable!() };
+        assert!(
+            position(&p, fs_at("run"))
+                < position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "run/host"))
+        );
+        let Step::BindHost { attrs, check, .. } =
+            &p[position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "run/host"))]
+        else {
+            unreachable!()
+        };
         assert_ne!(*attrs & MOUNT_ATTR_RDONLY, 0);
         assert_eq!(*check, Check::Dir);
     }

@@ -37,14 +37,8 @@ pub const DEV_SYMLINKS: &[(&str, &str)] = &[
 
 /// Files in /proc that leak host information or allow host-wide actions: covered by
 /// /dev/null (runc's and Docker's default list). Missing files are skipped.
-pub const MASKED_FILES: &[&str] = &[
-    "proc/kcore",
-    "proc/keys",
-    "proc/latency_stats",
-    "proc/timer_list",
-    "proc/timer_stats",
-    "proc/sched_debug",
-];
+pub const MASKED_FILES: &[&str] =
+    &["proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats", "proc/sched_debug"];
 
 /// Directories covered by an empty read-only tmpfs. Missing ones are skipped.
 pub const MASKED_DIRS: &[&str] = &["proc/acpi", "proc/asound", "proc/scsi", "sys/firmware"];

@@ -43,7 +43,13 @@ pub fn require(test: &str, programs: &[&str]) -> Option<Images> {
         }
     }
     for p in programs {
-        if !Command::new("sh").arg("-c").arg(format!("command -v {p}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        if !Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {p}"))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             missing.push(format!("program {p}"));
         }
     }
@@ -97,7 +103,11 @@ impl Hutch {
     /// Runs and requires failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "hutch {args:?} should have failed:\nstdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "hutch {args:?} should have failed:\nstdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -137,7 +147,12 @@ impl Hutch {
     /// Mounts anywhere on the host that mention this tree.
     pub fn mounts(&self) -> Vec<String> {
         let root = self.root.display().to_string();
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&root)).map(str::to_string).collect()
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&root))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Creates a container from a directory.
@@ -165,7 +180,12 @@ impl Hutch {
 impl Drop for Hutch {
     fn drop(&mut self) {
         let names: Vec<String> = std::fs::read_dir(self.root.join("containers"))
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with('.')).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
             .unwrap_or_default();
         for n in names {
             let _ = self.cmd(&["destroy", "--force", &n]).stdout(Stdio::null()).stderr(Stdio::null()).status();
