@@ -5,5 +5,6 @@
 pub mod apply;
 pub mod channel;
 pub mod child;
+pub mod kernel;
 pub mod plan;
 pub mod policy;
