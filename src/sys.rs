@@ -196,6 +196,63 @@ pub fn reset_signals() {
     }
 }
 
+/// Drops this process's mappings of executable file pages (`r-xp` mappings of files:
+/// the binary's and the libraries' code), which then fault back in from the page
+/// cache when next executed. A long-lived process calls this after its start-up, so
+/// its resident set holds only the code it keeps running. Only executable,
+/// non-writable private file mappings are touched: they are never modified (unlike
+/// data or RELRO pages), so discarding them loses nothing. Returns the bytes dropped.
+pub fn release_startup_code() -> usize {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return 0 };
+    let mut released = 0;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let path = f.nth(3).unwrap_or("");
+        if perms != "r-xp" || !path.starts_with('/') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        // SAFETY: the range is a whole, read-only, executable private file mapping of
+        // this process; MADV_DONTNEED only unmaps its pages, which are re-read from the
+        // file on the next access. No page in it was ever written.
+        if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } == 0 {
+            released += end - start;
+        }
+    }
+    released
+}
+
+/// Brings the loopback interface of the caller's network namespace up
+/// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS` on a datagram socket, as ifconfig does). A new
+/// network namespace starts with `lo` down, and not every init raises it.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket(2) call; the fd is owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socket(2) returned a new descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: ioctl on a valid socket with a pointer to a valid ifreq naming "lo".
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above, with the flags to set.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `ioctl(master, TIOCGPTPEER)`: opens the slave side of a pty from its master without
 /// a path lookup (so a container cannot swap `/dev/pts/N` under us).
 pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {

@@ -20,6 +20,10 @@ fn busybox_boots_and_stops_with_its_own_signal() {
     h.ok(&["start", "bb", "--wait"]);
     assert_eq!(h.exec("bb", &["cat", "/proc/1/comm"]), "init");
     assert_eq!(h.exec("bb", &["hostname"]), "bb");
+    // Networking in a container without a NIC: loopback, up, and nothing else.
+    assert_eq!(h.exec("bb", &["ls", "/sys/class/net"]), "lo");
+    let flags = h.exec("bb", &["cat", "/sys/class/net/lo/flags"]);
+    assert_eq!(u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap() & 1, 1, "lo is down: {flags}");
     let out = h.ok(&["stop", "bb", "--timeout", "60"]);
     assert!(out.contains("shut down by hutch stop"), "busybox init did not halt on its own signal: {out}");
     let log = std::fs::read_to_string(h.paths().monitor_log("bb")).unwrap();

@@ -230,6 +230,9 @@ impl Monitor {
                 self.event(Event::Failed { error: msg });
                 return 1;
             }
+            // Init runs: the start-up code (config parsing, the clone sequence) is not
+            // needed until the next boot, so let its pages go.
+            crate::sys::release_startup_code();
             let ended = self.wait_for_end();
             self.init = None;
             self.cleanup_cgroup();
@@ -290,13 +293,19 @@ impl Monitor {
         let spec = self.child_spec()?;
         let launched = launch::launch(&spec, self.idmap, &self.cgroup)?;
         mlog!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
+        let pid = launched.init.pid;
         self.state.init = Some(launched.init);
         self.init = Some(launched);
+        // An init that does not notify is ready now: record that before anyone is
+        // told it started, so no one sees it "starting" after `start` returned.
+        let exec_ready = self.config.init.ready == Ready::Exec;
+        if exec_ready {
+            self.record_ready();
+        }
         self.save_state();
-        let pid = self.state.init.map_or(0, |p| p.pid);
         self.event(Event::Started { init_pid: pid });
-        if self.config.init.ready == Ready::Exec {
-            self.mark_ready();
+        if exec_ready {
+            self.announce_ready();
         }
         Ok(())
     }
@@ -326,18 +335,28 @@ impl Monitor {
         })
     }
 
+    /// Init said READY=1.
     fn mark_ready(&mut self) {
         if self.state.ready_at_ms.is_some() {
             return;
         }
-        let boot_ms = self.boot_began.elapsed().as_millis() as u64;
-        mlog!("container ready after {boot_ms} ms");
+        self.record_ready();
+        self.save_state();
+        self.announce_ready();
+    }
+
+    fn record_ready(&mut self) {
         self.state.ready_at_ms = Some(fsutil::now_ms());
         if self.state.phase == Phase::Starting {
             self.state.phase = Phase::Running;
         }
-        self.save_state();
+    }
+
+    fn announce_ready(&mut self) {
+        let boot_ms = self.boot_began.elapsed().as_millis() as u64;
+        mlog!("container ready after {boot_ms} ms");
         self.event(Event::Ready { boot_ms });
+        crate::sys::release_startup_code();
     }
 
     /// The poll loop, until init has exited.

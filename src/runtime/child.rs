@@ -83,6 +83,7 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
 
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
+    sys::loopback_up().map_err(|e| format!("failed to bring up the loopback interface: {e}"))?;
     sys::drop_bounding(policy::DROPPED_CAPS)?;
     sys::reset_signals();
     console_stdio()?;

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::path::PathBuf;
 
 use super::*;
 use crate::runtime::plan::{self, Inputs};
@@ -193,7 +192,7 @@ fn root_with(nodes: &[(&str, Node)], missing: &[&str]) -> Root<Fake> {
         if let Step::BindHost { source, .. } = step {
             if !missing.contains(&source.to_str().unwrap()) {
                 let h = fake.tree(format!("host {}", source.display()), 0);
-                host.insert(PathBuf::from(source), h);
+                host.insert(source, h);
             }
         }
     }
