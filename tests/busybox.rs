@@ -173,6 +173,12 @@ fn freeze_kill_and_list() {
     follow.kill().unwrap();
     let _ = follow.wait();
     assert!(found, "logs -f never showed the new line: {seen}");
+    let json = h.ok(&["logs", "bb", "--format", "json"]);
+    let lines: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        lines.iter().any(|l| l["log"] == "console" && l["line"].as_str().unwrap().ends_with("followed-line")),
+        "{json}"
+    );
 
     h.ok(&["kill", "bb", "KILL"]);
     assert!(common::eventually(std::time::Duration::from_secs(10), || h.state("bb") == "stopped"));

@@ -182,22 +182,60 @@ impl Info {
     }
 }
 
-pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool) -> Result<u8, Error> {
+/// Where log bytes go: raw to stdout, or as JSON Lines (`{"log": "console", "line":
+/// "..."}`), holding back a partial last line until it is complete.
+struct LogOut {
+    json: Option<&'static str>,
+    partial: Vec<u8>,
+}
+
+impl LogOut {
+    /// Writes `bytes`; false once stdout is gone (the reader has had enough).
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        let mut out = std::io::stdout().lock();
+        let Some(log) = self.json else {
+            return out.write_all(bytes).and_then(|_| out.flush()).is_ok();
+        };
+        self.partial.extend_from_slice(bytes);
+        while let Some(nl) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string();
+            let json = serde_json::json!({ "log": log, "line": text });
+            if writeln!(out, "{json}").is_err() {
+                return false;
+            }
+        }
+        out.flush().is_ok()
+    }
+}
+
+/// Bytes of `path` from `pos` to its end.
+fn read_from(path: &std::path::Path, pos: u64) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(path).ok()?;
+    f.seek(SeekFrom::Start(pos)).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool, format: Format) -> Result<u8, Error> {
     crate::name::validate(name)?;
     if !paths.config(name).exists() {
         return Err(container::Error::NotFound { name: name.into() }.into());
     }
     let path = if monitor { paths.monitor_log(name) } else { paths.console_log(name) };
-    let mut out = std::io::stdout().lock();
     let older = path.with_extension("log.1");
+    let mut out = LogOut {
+        json: (format == Format::Json).then_some(if monitor { "monitor" } else { "console" }),
+        partial: Vec::new(),
+    };
     for p in [&older, &path] {
-        if let Ok(bytes) = std::fs::read(p) {
-            if out.write_all(&bytes).is_err() {
-                return Ok(0); // broken pipe: the reader has had enough
+        if let Some(bytes) = read_from(p, 0) {
+            if !out.write(&bytes) {
+                return Ok(0);
             }
         }
     }
-    let _ = out.flush();
     if !follow {
         return Ok(0);
     }
@@ -207,22 +245,25 @@ pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool) -> Result<u8
         std::thread::sleep(Duration::from_millis(200));
         let now_ino = inode(&path);
         if now_ino != ino {
-            // Rotated: print the rest of the old file's successor from the start.
+            // Rotated: finish the old file (now NAME.log.1), then start the new one.
+            if inode(&older) == ino {
+                if let Some(rest) = read_from(&older, pos) {
+                    if !out.write(&rest) {
+                        return Ok(0);
+                    }
+                }
+            }
             ino = now_ino;
             pos = 0;
         }
-        let Ok(mut f) = std::fs::File::open(&path) else {
-            continue;
-        };
-        let len = f.metadata().map_or(0, |m| m.len());
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         if len < pos {
             pos = 0;
         }
-        if len > pos && f.seek(SeekFrom::Start(pos)).is_ok() {
-            let mut buf = Vec::new();
-            if f.take(len - pos).read_to_end(&mut buf).is_ok() {
+        if len > pos {
+            if let Some(buf) = read_from(&path, pos) {
                 pos += buf.len() as u64;
-                if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+                if !out.write(&buf) {
                     return Ok(0);
                 }
             }

@@ -125,6 +125,9 @@ pub enum Cmd {
         /// Show the monitor's own log instead
         #[arg(long)]
         monitor: bool,
+        /// json: one {"log", "line"} object per line (JSON Lines)
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// List containers
     #[command(alias = "ls")]
@@ -244,7 +247,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Shell { name, user } => run::shell(&paths, &name, user),
         Cmd::Console { name } => run::console(&paths, &name),
-        Cmd::Logs { name, follow, monitor } => inspect::logs(&paths, &name, follow, monitor),
+        Cmd::Logs { name, follow, monitor, format } => inspect::logs(&paths, &name, follow, monitor, format),
         Cmd::List { format } => inspect::list(&paths, format),
         Cmd::Info { name, format } => inspect::info(&paths, &name, format),
         Cmd::Config { cmd } => config_cmd::run(&paths, cmd),

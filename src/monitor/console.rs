@@ -126,10 +126,12 @@ impl Console {
         })
     }
 
-    /// Drains the master: logs the output and passes it to every client.
+    /// Reads what the master has (at most 128 KiB per call, so a container flooding
+    /// its console cannot keep the monitor from its other work), logs it and passes
+    /// it to every client.
     pub fn pump_output(&mut self) {
         let mut buf = [0u8; 8192];
-        loop {
+        for _ in 0..16 {
             match rustix::io::read(&self.master, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => {

@@ -439,7 +439,8 @@ impl Monitor {
     fn on_notify(&mut self) {
         use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
         let mut buf = [0u8; 4096];
-        loop {
+        // Bounded, so a container flooding the socket cannot starve the other work.
+        for _ in 0..64 {
             let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let msg = match recvmsg::<()>(self.notify.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
