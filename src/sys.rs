@@ -391,11 +391,12 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Borrow helper for raw descriptors that are known to be open for the borrow's
-/// duration (stdio).
-pub fn borrow_raw(fd: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: only used for 0, 1 and 2, which stay open for the process lifetime.
-    unsafe { BorrowedFd::borrow_raw(fd) }
+/// Standard input, output or error (0, 1 or 2) as a borrowed descriptor.
+pub fn stdio(fd: u8) -> BorrowedFd<'static> {
+    assert!(fd <= 2, "stdio() is only for descriptors 0, 1 and 2");
+    // SAFETY: 0, 1 and 2 are open for the whole life of the process (hutch never
+    // closes them), so a 'static borrow of them is valid.
+    unsafe { BorrowedFd::borrow_raw(RawFd::from(fd)) }
 }
 
 /// Current errno-carrying error for an `AsFd` operation, for callers that only have

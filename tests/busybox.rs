@@ -20,6 +20,11 @@ fn busybox_boots_and_stops_with_its_own_signal() {
     h.ok(&["start", "bb", "--wait"]);
     assert_eq!(h.exec("bb", &["cat", "/proc/1/comm"]), "init");
     assert_eq!(h.exec("bb", &["hostname"]), "bb");
+    // The rootfs stays nodev: container root cannot remount it to use device nodes
+    // (the flag is locked by the kernel).
+    assert_ne!(h.exec_status("bb", &["mount", "-o", "remount,bind,dev", "/"]), 0, "nodev could be cleared");
+    let root_mount = h.exec("bb", &["awk", "$5 == \"/\"", "/proc/self/mountinfo"]);
+    assert!(root_mount.contains("nodev") && root_mount.contains("idmapped"), "{root_mount}");
     // Networking in a container without a NIC: loopback, up, and nothing else.
     assert_eq!(h.exec("bb", &["ls", "/sys/class/net"]), "lo");
     let flags = h.exec("bb", &["cat", "/sys/class/net/lo/flags"]);
@@ -111,6 +116,36 @@ fn exec_options_user_cwd_env() {
     assert!(err.contains("mallory"), "{err}");
     let err = h.fails(&["exec", "bb", "-e", "NOEQUALS", "--", "true"]);
     assert!(err.contains("-e NAME=VALUE"), "{err}");
+    // Without a pty the command's stdio are pipes relayed by hutch, never the host's
+    // own descriptors (here a host file as stdout).
+    let out_path = h.root.join("exec-stdout.txt");
+    let status = h
+        .cmd(&["exec", "bb", "--", "sh", "-c", "for f in 0 1 2; do readlink /proc/self/fd/$f; done"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let links = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(links.lines().count(), 3, "{links}");
+    assert!(links.lines().all(|l| l.starts_with("pipe:")), "host descriptors reached the container: {links}");
+
+    // Much input to a command that reads slowly, and much output back.
+    let mut child = h
+        .cmd(&["exec", "bb", "--", "sh", "-c", "sleep 1; wc -c; seq 1 100000 | tail -n 1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &vec![b'x'; 10 << 20]));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["10485760", "100000"]);
+    // A pty with a lot of output and nobody typing.
+    let out = h.cmd(&["exec", "-t", "bb", "--", "seq", "1", "50000"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().last().map(str::trim), Some("50000"));
+
     // Exec'd processes run in the container's cgroup, next to init.
     let cg = &h.cgroup_dirs("bb")[0];
     let pid = h.exec("bb", &["sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!"]);

@@ -59,7 +59,8 @@ pub fn restart(paths: &Paths, name: &str, timeout: Option<u64>, force: bool, wai
 }
 
 pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Result<u8, Error> {
-    let sig = crate::signal::parse(signal.unwrap_or("SIGKILL"))?;
+    let sig = crate::signal::parse(signal.unwrap_or("SIGKILL"))
+        .map_err(|e| Error::cli(format!("signal {name}"), e.to_string()))?;
     let n = container::kill(paths, name, sig, all)?;
     if all {
         println!("Sent {} to {n} processes in {name}", crate::signal::name(sig));

@@ -31,7 +31,7 @@ pub fn exec(
             }
         }
     }
-    let tty = tty || (!no_tty && sys::fd_is_tty(sys::borrow_raw(0)));
+    let tty = tty || (!no_tty && sys::fd_is_tty(sys::stdio(0)));
     let spec = Spec { argv: command, env: vars, user, cwd, tty, login_shell: false };
     let code = exec::run(paths, name, &spec)?;
     Ok(code.clamp(0, 255) as u8)
@@ -45,7 +45,7 @@ pub fn shell(paths: &Paths, name: &str, user: Option<String>) -> Result<u8, Erro
             eprintln!("hutch: started {name} in {:.2} s", ms as f64 / 1000.0);
         }
     }
-    let tty = sys::fd_is_tty(sys::borrow_raw(0));
+    let tty = sys::fd_is_tty(sys::stdio(0));
     let spec = Spec { argv: vec![], env: vec![], user, cwd: None, tty, login_shell: true };
     let code = exec::run(paths, name, &spec)?;
     Ok(code.clamp(0, 255) as u8)

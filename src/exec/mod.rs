@@ -91,20 +91,26 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| fail(format!("failed to create a signalfd: {e}")))?;
     let (ours, theirs) = channel::pair().map_err(|e| fail(format!("failed to create a socketpair: {e}")))?;
+    // Without a pty the command gets pipes that this process relays: the host's own
+    // stdio (perhaps the user's terminal) never reaches into the container.
+    let (inner, outer) = if spec.tty {
+        (None, None)
+    } else {
+        let p = proxy::pipes().map_err(|e| fail(format!("failed to create pipes: {e}")))?;
+        (Some(p.0), Some(p.1))
+    };
 
     // SAFETY: this process is single-threaded (the CLI starts no threads), so the
     // child may run arbitrary code until it execs or exits.
     let c1 = match unsafe { fork() }.map_err(|e| fail(format!("fork failed: {e}")))? {
         ForkResult::Child => {
-            drop(ours);
-            drop(signals);
-            first_child(&state, &pidfd, &sub, spec, theirs)
+            drop((ours, signals, outer));
+            first_child(&state, &pidfd, &sub, spec, inner, theirs)
         }
         ForkResult::Parent { child } => child,
     };
-    drop(theirs);
-    drop(pidfd);
-    proxy::supervise(c1, ours, signals, spec.tty).map_err(fail)
+    drop((theirs, pidfd, inner));
+    proxy::supervise(c1, ours, signals, outer).map_err(fail)
 }
 
 /// Init's cgroup relative to the container's cgroup2 root (`/init.scope` under
@@ -132,8 +138,15 @@ fn send_error(sock: &OwnedFd, msg: &str) {
 }
 
 /// Joins the container and forks the command's process; exits with its status.
-fn first_child(state: &RuntimeState, pidfd: &OwnedFd, sub: &str, spec: &Spec, sock: OwnedFd) -> ! {
-    match first_child_inner(state, pidfd, sub, spec, &sock) {
+fn first_child(
+    state: &RuntimeState,
+    pidfd: &OwnedFd,
+    sub: &str,
+    spec: &Spec,
+    pipes: Option<[OwnedFd; 3]>,
+    sock: OwnedFd,
+) -> ! {
+    match first_child_inner(state, pidfd, sub, spec, pipes, &sock) {
         Ok(code) => sys::exit_now(code),
         Err(msg) => {
             send_error(&sock, &msg);
@@ -147,6 +160,7 @@ fn first_child_inner(
     pidfd: &OwnedFd,
     sub: &str,
     spec: &Spec,
+    pipes: Option<[OwnedFd; 3]>,
     sock: &OwnedFd,
 ) -> Result<i32, String> {
     sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
@@ -167,11 +181,15 @@ fn first_child_inner(
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .map_err(|e| format!("failed to become root in the container: {e}"))?;
     }
+    // Credential changes reset the dumpable flag (to fs.suid_dumpable): set it again.
+    sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;
 
-    let slave = if spec.tty {
+    let stdio = if let Some(pipes) = pipes {
+        Stdio::Pipes(pipes)
+    } else {
         let master = rustix::fs::open(
             "/dev/ptmx",
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
@@ -182,19 +200,18 @@ fn first_child_inner(
         let slave = sys::pty_peer(master.as_fd()).map_err(|e| format!("failed to open the pseudo-terminal: {e}"))?;
         channel::send(sock.as_fd(), &[MSG_MASTER], Some(master.as_fd()))
             .map_err(|e| format!("failed to pass the terminal on: {e}"))?;
-        Some(slave)
-    } else {
-        None
+        Stdio::Pty(slave)
     };
 
     // SAFETY: still single-threaded; the grandchild execs or exits.
     match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
-        ForkResult::Child => second_child(spec, &user, slave, sock),
+        ForkResult::Child => second_child(spec, &user, stdio, sock),
         ForkResult::Parent { child } => {
-            drop(slave);
-            let mut data = vec![MSG_PID];
-            data.extend_from_slice(&child.as_raw().to_le_bytes());
-            let _ = channel::send(sock.as_fd(), &data, None);
+            drop(stdio);
+            // A pidfd, so the CLI's signal forwarding can never hit a recycled pid.
+            if let Ok(fd) = sys::pidfd_open(child.as_raw()) {
+                let _ = channel::send(sock.as_fd(), &[MSG_PID], Some(fd.as_fd()));
+            }
             loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => return Ok(code),
@@ -208,8 +225,16 @@ fn first_child_inner(
     }
 }
 
-fn second_child(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd) -> ! {
-    let Err(err) = second_child_inner(spec, user, slave, sock);
+/// The command's standard streams inside the container.
+enum Stdio {
+    /// The slave side of a pty from the container's own devpts.
+    Pty(OwnedFd),
+    /// Pipes relayed by the CLI: stdin's read end, stdout's and stderr's write ends.
+    Pipes([OwnedFd; 3]),
+}
+
+fn second_child(spec: &Spec, user: &User, stdio: Stdio, sock: &OwnedFd) -> ! {
+    let Err(err) = second_child_inner(spec, user, stdio, sock);
     send_error(sock, &err.0);
     sys::exit_now(err.1)
 }
@@ -217,17 +242,24 @@ fn second_child(spec: &Spec, user: &User, slave: Option<OwnedFd>, sock: &OwnedFd
 fn second_child_inner(
     spec: &Spec,
     user: &User,
-    slave: Option<OwnedFd>,
+    stdio: Stdio,
     sock: &OwnedFd,
 ) -> Result<std::convert::Infallible, (String, i32)> {
     let fail = |m: String| (m, 126);
     let _ = nix::unistd::setsid();
-    if let Some(slave) = slave {
-        let _ = rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(user.uid)), None);
-        sys::set_controlling_tty(slave.as_fd())
-            .map_err(|e| fail(format!("failed to set the controlling terminal: {e}")))?;
-        for fd in 0..3 {
-            sys::dup_onto(slave.as_fd(), fd).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
+    match stdio {
+        Stdio::Pty(slave) => {
+            let _ = rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(user.uid)), None);
+            sys::set_controlling_tty(slave.as_fd())
+                .map_err(|e| fail(format!("failed to set the controlling terminal: {e}")))?;
+            for fd in 0..3 {
+                sys::dup_onto(slave.as_fd(), fd).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
+            }
+        }
+        Stdio::Pipes(pipes) => {
+            for (fd, target) in pipes.iter().zip(0..) {
+                sys::dup_onto(fd.as_fd(), target).map_err(|e| fail(format!("failed to set up stdio: {e}")))?;
+            }
         }
     }
     // The same bounding set as init, so exec'd processes are no more powerful than it
@@ -273,6 +305,9 @@ fn second_child_inner(
     let c_env = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
 
     sys::reset_signals();
+    // The user switch reset the dumpable flag; until exec, nothing in the container
+    // may ptrace this process or open its /proc/PID/exe (the host binary).
+    sys::set_non_dumpable().map_err(|e| fail(format!("failed to make the helper non-dumpable: {e}")))?;
     sys::cloexec_from(3).map_err(|e| fail(format!("failed to close inherited descriptors: {e}")))?;
     let _ = sock.as_raw_fd();
     let err = execv_with_argv0(&c_argv, &c_env);

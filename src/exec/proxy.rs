@@ -18,30 +18,161 @@ use crate::sys;
 use crate::term::{Escape, RawMode};
 
 fn stdin() -> BorrowedFd<'static> {
-    sys::borrow_raw(0)
+    sys::stdio(0)
 }
 
 fn write_all_stdout(data: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(data);
-    let _ = out.flush();
+    write_all_fd(sys::stdio(1), data);
 }
 
-/// Waits for the first exec child `c1`, relaying the terminal when a pty comes over
-/// `sock`, forwarding signals otherwise. Returns the command's exit status.
-pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Result<i32, String> {
-    let mut master: Option<OwnedFd> = None;
-    let mut target: Option<i32> = None;
-    let mut errors: Vec<String> = Vec::new();
+/// Three close-on-exec pipes for a command without a pty: the container's ends
+/// (stdin read, stdout write, stderr write) and ours (stdin write, stdout read, stderr
+/// read, non-blocking).
+pub fn pipes() -> std::io::Result<([OwnedFd; 3], [OwnedFd; 3])> {
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+    let (in_r, in_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    for fd in [&in_w, &out_r, &err_r] {
+        set_nonblocking(fd)?;
+    }
+    Ok(([in_r, out_w, err_w], [in_w, out_r, err_r]))
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
+/// Writes all of `data` to one of our stdio fds, waiting when it is full; gives up
+/// quietly when the reader has gone.
+fn write_all_fd(fd: BorrowedFd<'static>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                let _ = poll(&mut [PollFd::new(fd, PollFlags::POLLOUT)], PollTimeout::NONE);
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Copies what `fd` has (non-blocking, a bounded amount) to our stdio fd `target`;
+/// false once `fd` has reached its end.
+fn drain_to(fd: &OwnedFd, target: u8, buf: &mut [u8]) -> bool {
+    for _ in 0..16 {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(0) | Err(rustix::io::Errno::IO) => return false,
+            Ok(n) => write_all_fd(sys::stdio(target), &buf[..n]),
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// The relay between the user's stdio and the command's, and everything the CLI
+/// learns from the exec helper.
+struct Relay {
+    /// The command's pty master (read and write), when it has a terminal.
+    master: Option<OwnedFd>,
+    /// The write end of the command's stdin pipe, when it has no terminal.
+    stdin_pipe: Option<OwnedFd>,
+    /// Read ends of the command's stdout and stderr pipes, with our fd each goes to.
+    outputs: Vec<(OwnedFd, u8)>,
+    /// Input read from the user, not yet accepted by the command.
+    pending: Vec<u8>,
+    stdin_open: bool,
+    /// A pidfd of the command, to forward signals to.
+    target: Option<OwnedFd>,
+    raw: Option<RawMode>,
+    errors: Vec<String>,
+}
+
+impl Relay {
+    /// Where the user's input goes.
+    fn input(&self) -> Option<&OwnedFd> {
+        self.master.as_ref().or(self.stdin_pipe.as_ref())
+    }
+
+    /// Writes as much pending input as the command takes now.
+    fn flush_input(&mut self) {
+        while !self.pending.is_empty() {
+            let Some(fd) = self.input() else {
+                self.pending.clear();
+                return;
+            };
+            match rustix::io::write(fd, &self.pending) {
+                Ok(n) => {
+                    self.pending.drain(..n);
+                }
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => {
+                    // The command closed its stdin: stop reading ours.
+                    self.pending.clear();
+                    self.stdin_pipe = None;
+                    self.stdin_open = false;
+                    return;
+                }
+            }
+        }
+        if !self.stdin_open {
+            // End of the user's input: the command sees end-of-file on its pipe.
+            self.stdin_pipe = None;
+        }
+    }
+
+    fn on_message(&mut self, data: &[u8], fd: Option<OwnedFd>) {
+        match data.first() {
+            Some(&MSG_MASTER) => {
+                if let Some(m) = fd {
+                    if sys::fd_is_tty(stdin()) {
+                        if let Ok((r, c)) = sys::get_winsize(stdin()) {
+                            let _ = sys::set_winsize(m.as_fd(), r, c);
+                        }
+                        self.raw = RawMode::enable(stdin()).ok();
+                    }
+                    let _ = set_nonblocking(&m);
+                    self.master = Some(m);
+                }
+            }
+            Some(&MSG_PID) => self.target = fd,
+            Some(&MSG_ERROR) => self.errors.push(String::from_utf8_lossy(&data[1..]).into_owned()),
+            _ => {}
+        }
+    }
+}
+
+/// Waits for the first exec child `c1`, relaying the terminal (a pty master comes
+/// over `sock`) or the `pipes` from `pipes()`, and forwarding signals. Returns the
+/// command's exit status.
+pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, String> {
+    let mut relay = Relay {
+        master: None,
+        stdin_pipe: None,
+        outputs: Vec::new(),
+        pending: Vec::new(),
+        stdin_open: true,
+        target: None,
+        raw: None,
+        errors: Vec::new(),
+    };
+    if let Some([stdin_w, stdout_r, stderr_r]) = pipes {
+        relay.stdin_pipe = Some(stdin_w);
+        relay.outputs = vec![(stdout_r, 1), (stderr_r, 2)];
+    }
     let mut sock_open = true;
-    let mut stdin_open = true;
-    let mut master_open = false;
-    let mut raw: Option<RawMode> = None;
     let mut exit_code: Option<i32> = None;
     let mut buf = vec![0u8; 16 * 1024];
 
     loop {
-        if exit_code.is_some() && !sock_open && !master_open {
+        let outputs_open = relay.master.is_some() || !relay.outputs.is_empty();
+        if exit_code.is_some() && !sock_open && !outputs_open {
             break;
         }
         let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
@@ -49,19 +180,29 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Resul
             fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
         });
-        let master_i = match (&master, master_open) {
-            (Some(m), true) => {
-                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        let master_i = relay.master.as_ref().map(|m| {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let mut out_i = Vec::new();
+        for (fd, _) in &relay.outputs {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            out_i.push(fds.len() - 1);
+        }
+        let wants_input = relay.stdin_open && relay.pending.is_empty() && relay.input().is_some();
+        let stdin_i = wants_input.then(|| {
+            fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let input_i = match (relay.pending.is_empty(), relay.input()) {
+            (false, Some(fd)) => {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
                 Some(fds.len() - 1)
             }
             _ => None,
         };
-        let stdin_i = (master_open && stdin_open).then(|| {
-            fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
         // Once the command has exited, only drain what is already there.
-        let timeout = if exit_code.is_some() { PollTimeout::from(50u8) } else { PollTimeout::NONE };
+        let timeout = if exit_code.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
         let n = match poll(&mut fds, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -71,7 +212,9 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Resul
             break;
         }
         let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()));
-        let (sig_r, sock_r, master_r, stdin_r) = (ready(Some(0)), ready(sock_i), ready(master_i), ready(stdin_i));
+        let (sig_r, sock_r, master_r, stdin_r, input_r) =
+            (ready(Some(0)), ready(sock_i), ready(master_i), ready(stdin_i), ready(input_i));
+        let outs_r: Vec<bool> = out_i.iter().map(|i| ready(Some(*i))).collect();
         drop(fds);
 
         if sig_r {
@@ -83,15 +226,13 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Resul
                         }
                     }
                     libc::SIGWINCH => {
-                        if let Some(m) = &master {
-                            if let Ok((r, c)) = sys::get_winsize(stdin()) {
-                                let _ = sys::set_winsize(m.as_fd(), r, c);
-                            }
+                        if let (Some(m), Ok((r, c))) = (&relay.master, sys::get_winsize(stdin())) {
+                            let _ = sys::set_winsize(m.as_fd(), r, c);
                         }
                     }
                     sig => {
-                        if let Some(pid) = target {
-                            let _ = sys::kill(pid, sig);
+                        if let Some(t) = &relay.target {
+                            let _ = sys::pidfd_send_signal(t.as_fd(), sig);
                         }
                     }
                 }
@@ -99,60 +240,36 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Resul
         }
         if sock_r {
             match channel::recv(sock.as_fd()) {
-                Ok(Some((data, fd))) => match data.first() {
-                    Some(&MSG_MASTER) => {
-                        if let Some(m) = fd {
-                            if sys::fd_is_tty(stdin()) {
-                                if let Ok((r, c)) = sys::get_winsize(stdin()) {
-                                    let _ = sys::set_winsize(m.as_fd(), r, c);
-                                }
-                                raw = RawMode::enable(stdin()).ok();
-                            }
-                            master = Some(m);
-                            master_open = true;
-                        }
-                    }
-                    Some(&MSG_PID) if data.len() == 5 => {
-                        target = Some(i32::from_le_bytes([data[1], data[2], data[3], data[4]]));
-                    }
-                    Some(&MSG_ERROR) => errors.push(String::from_utf8_lossy(&data[1..]).into_owned()),
-                    _ => {}
-                },
+                Ok(Some((data, fd))) => relay.on_message(&data, fd),
                 Ok(None) | Err(_) => sock_open = false,
             }
         }
         if stdin_r {
             match nix::unistd::read(stdin(), &mut buf) {
-                Ok(0) | Err(_) => stdin_open = false,
-                Ok(n) => {
-                    if let Some(m) = &master {
-                        let mut rest = &buf[..n];
-                        while !rest.is_empty() {
-                            match rustix::io::write(m, rest) {
-                                Ok(w) => rest = &rest[w..],
-                                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                Ok(0) | Err(_) => relay.stdin_open = false,
+                Ok(n) => relay.pending.extend_from_slice(&buf[..n]),
+            }
+            relay.flush_input();
+        } else if input_r {
+            relay.flush_input();
+        }
+        if master_r {
+            if let Some(m) = &relay.master {
+                if !drain_to(m, 1, &mut buf) {
+                    relay.master = None;
                 }
             }
         }
-        if master_r {
-            if let Some(m) = &master {
-                match rustix::io::read(m, &mut buf) {
-                    Ok(0) | Err(rustix::io::Errno::IO) => master_open = false,
-                    Ok(n) => write_all_stdout(&buf[..n]),
-                    Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                    Err(_) => master_open = false,
-                }
+        for (i, r) in outs_r.iter().enumerate().rev() {
+            if *r && !drain_to(&relay.outputs[i].0, relay.outputs[i].1, &mut buf) {
+                relay.outputs.remove(i);
             }
         }
         if exit_code.is_none() {
             exit_code = reap(c1);
         }
     }
-    drop(raw);
+    drop(relay.raw.take());
     let code = match exit_code {
         Some(c) => c,
         None => loop {
@@ -162,8 +279,8 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, _tty: bool) -> Resul
             std::thread::sleep(std::time::Duration::from_millis(5));
         },
     };
-    if !errors.is_empty() {
-        let msg = errors.join("; ");
+    if !relay.errors.is_empty() {
+        let msg = relay.errors.join("; ");
         if code == 125 {
             return Err(msg);
         }

@@ -5,10 +5,16 @@
 //! Ownership: the rootfs stays on disk as the distribution shipped it (root-owned).
 //! For unprivileged containers it is mounted through an idmapped mount bound to the
 //! container's user namespace, so container root sees its files as its own and files
-//! it creates land on disk unshifted. Nothing is chowned at create time, one rootfs
-//! works with any id map, and the mount also gets `nodev`, so device nodes in an
-//! untrusted rootfs stay inert.
-
+//! it creates land on disk unshifted. Nothing is chowned at create time, and one
+//! rootfs works with any id map.
+//!
+//! The mount is also `nodev`, and the flag must stay: a device node in the rootfs is
+//! owned by (mapped) container root. The kernel locks mount flags against the
+//! container only when it copies a mount namespace into one owned by the container's
+//! user namespace. So the child is cloned *without* a new mount namespace, sharing the
+//! monitor's private one; the monitor attaches the rootfs there, and the child moves
+//! onto it (fchdir) and only then unshares its own mount namespace: its copy of the
+//! rootfs comes with `nodev` locked.
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -30,16 +36,13 @@ pub struct Launched {
 pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) -> Result<Launched, String> {
     let (parent_end, child_end) = channel::pair().map_err(|e| format!("failed to create the start channel: {e}"))?;
     let host = apply::prepare_host_binds(&spec.steps).map_err(|e| e.to_string())?;
-    let mut flags =
-        (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
+    // No CLONE_NEWNS here: the child unshares its mount namespace itself, after it
+    // has moved onto the root filesystem (see the module comment).
+    let mut flags = (libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
-    // The child inherits this directory in its own copy of the mount tree and attaches
-    // the root filesystem there, without needing to reach the path.
-    std::env::set_current_dir(&spec.rootfs).map_err(|e| format!("failed to enter {}: {e}", spec.rootfs.display()))?;
     let forked = sys::clone3(flags);
-    let _ = std::env::set_current_dir("/");
     let (pid, pidfd) = match forked.map_err(|e| format!("failed to create the container's namespaces (clone3): {e}"))? {
         Forked::Child => {
             drop(parent_end);
@@ -68,15 +71,64 @@ pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
         Ok(t) => t,
         Err(e) => return Err(abort(e)),
     };
+    // Attached in the monitor's private mount namespace, which the child still shares;
+    // detached again once the child has its own copy.
+    let attached = match Attached::at(&tree, &spec.rootfs) {
+        Ok(a) => a,
+        Err(e) => return Err(abort(e)),
+    };
     if let Err(e) = channel::send_go(parent_end.as_fd(), tree.as_fd()) {
         return Err(abort(format!("failed to start the container's init: {e}")));
     }
     drop(tree);
-    if let Err(e) = channel::recv_verdict(parent_end.as_fd()) {
+    let verdict = channel::recv_verdict(parent_end.as_fd());
+    drop(attached);
+    if let Err(e) = verdict {
         return Err(abort(e));
     }
     let init = Proc::of(pid).map_err(|e| abort(format!("failed to read the state of init (pid {pid}): {e}")))?;
     Ok(Launched { init, pidfd })
+}
+
+/// The rootfs attached at its own path in the monitor's private mount namespace;
+/// detached on drop.
+struct Attached<'a> {
+    path: &'a Path,
+}
+
+impl<'a> Attached<'a> {
+    fn at(tree: &OwnedFd, path: &'a Path) -> Result<Attached<'a>, String> {
+        rustix::mount::move_mount(
+            tree,
+            "",
+            rustix::fs::CWD,
+            path,
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", path.display()))?;
+        Ok(Attached { path })
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.path, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Gives the calling process (the monitor) a private mount namespace, so the mounts
+/// it makes while starting a container never appear on the host.
+pub fn private_mount_namespace() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("failed to create the monitor's mount namespace: {e}"))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("failed to make the monitor's mounts private: {e}"))
 }
 
 fn write_maps(pid: i32, map: &IdMap) -> Result<(), String> {

@@ -52,6 +52,11 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
     let _ = std::env::set_current_dir("/");
     let mut status = status.map(File::from);
     mlog!("monitor {} starting for {name}", std::process::id());
+    if let Err(msg) = launch::private_mount_namespace() {
+        mlog!("{msg}");
+        fail_early(&paths, &name, status.take(), &msg);
+        return 1;
+    }
     let mut m = match Monitor::setup(&paths, &name, status.take()) {
         Ok(m) => m,
         Err((msg, status)) => {

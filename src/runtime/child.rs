@@ -1,14 +1,16 @@
 //! The container's first process, from clone to exec of init. It runs in the new
-//! namespaces (user, pid, mount, uts, ipc, net), waits for the monitor's go-ahead,
-//! then, in this order:
+//! user, pid, UTS, IPC and network namespaces, waits for the monitor's go-ahead, then,
+//! in this order:
 //!
 //! 1. becomes root of its user namespace (the monitor has written the id maps);
-//! 2. unshares its cgroup namespace (the monitor has already put it in the container's
-//!    cgroup, which thereby becomes the namespace root);
-//! 3. makes every mount private, so nothing below propagates to the host;
-//! 4. attaches the prepared (idmapped) root filesystem and applies the mount plan;
+//! 2. moves onto the root filesystem the monitor attached, and unshares its mount
+//!    namespace (so the rootfs's `nodev` is locked) and its cgroup namespace (the
+//!    monitor has already put it in its cgroup, which becomes the namespace root);
+//! 3. makes every mount private, so nothing below propagates anywhere;
+//! 4. applies the mount plan inside the root filesystem;
 //! 5. pivot_roots into it and detaches the old root (never chroot);
-//! 6. sets the hostname, drops bounding capabilities, resets signals;
+//! 6. sets the hostname, brings up loopback, drops bounding capabilities, resets
+//!    signals;
 //! 7. puts stdio on /dev/console, marks every other fd close-on-exec, and execs init
 //!    with a clean environment.
 //!
@@ -19,7 +21,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{Mode, OFlags};
-use rustix::mount::MoveMountFlags;
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use super::apply::{HostBinds, Root};
 use super::plan::Step;
@@ -37,9 +39,8 @@ pub struct ChildSpec {
     pub privileged: bool,
 }
 
-/// Runs the child side; never returns. The caller has made the rootfs directory the
-/// current directory (so the child can attach it without reaching its host path) and
-/// prepared `host` before the clone.
+/// Runs the child side; never returns. `host` holds the host binds the monitor
+/// prepared before the clone (the child could not reach those paths itself).
 pub fn run(spec: &ChildSpec, host: HostBinds, sock: OwnedFd) -> ! {
     let Err(msg) = setup(spec, host, &sock);
     let _ = channel::send(sock.as_fd(), msg.as_bytes(), None);
@@ -57,9 +58,16 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     }
     nix::unistd::setgroups(&[]).map_err(|e| format!("failed to clear supplementary groups: {e}"))?;
 
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| format!("failed to create the cgroup namespace: {e}"))?;
-
+    // Move onto the root filesystem the monitor attached in the mount namespace we
+    // still share with it, then take our own copy of that namespace: the copy is made
+    // for a less privileged user namespace, so the kernel locks its mount flags (the
+    // rootfs's nodev) against us, and our working directory follows into the copy.
+    // The cgroup namespace is new too: the monitor has put us in our cgroup already.
+    rustix::process::fchdir(&tree)
+        .map_err(|e| format!("failed to enter the root filesystem {}: {e}", spec.rootfs.display()))?;
+    drop(tree);
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| format!("failed to create the mount and cgroup namespaces: {e}"))?;
     nix::mount::mount(
         None::<&str>,
         "/",
@@ -68,14 +76,27 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
         None::<&str>,
     )
     .map_err(|e| format!("failed to make mounts private: {e}"))?;
-
-    // The current directory is the rootfs directory, in this namespace's copy of the
-    // tree; the attached mount is then reached through `tree` itself.
-    rustix::mount::move_mount(&tree, "", rustix::fs::CWD, ".", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", spec.rootfs.display()))?;
+    let copy = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("failed to open the root filesystem: {e}"))?;
+    // That copy is locked to its parent mount, which pivot_root refuses to move; a
+    // clone of it stacked on top is ours to pivot into, and keeps the locked flags.
+    let root_fd = rustix::mount::open_tree(
+        &copy,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| format!("failed to clone the root filesystem mount: {e}"))?;
+    rustix::mount::move_mount(
+        &root_fd,
+        "",
+        &copy,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| format!("failed to mount the root filesystem: {e}"))?;
 
     let old_umask = rustix::process::umask(Mode::empty());
-    let mut root = Root::new(tree, host);
+    let mut root = Root::new(root_fd, host);
     root.apply(&spec.steps).map_err(|e| e.to_string())?;
 
     pivot(&root)?;
