@@ -64,6 +64,19 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes a tree so that it disappears at once: it is renamed to a unique sibling
+/// first (so nobody sees it half-deleted, and a new tree made at the same path right
+/// after cannot be caught by the deletion), then deleted.
+pub fn remove_tree_atomically(path: &Path) -> io::Result<()> {
+    let Some(name) = path.file_name() else { return remove_tree(path) };
+    let gone = path.with_file_name(format!(".gone-{}-{}", name.to_string_lossy(), &crate::sys::random_hex128()[..12]));
+    match fs::rename(path, &gone) {
+        Ok(()) => remove_tree(&gone),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes a file; a missing file is not an error.
 pub fn remove_file_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
@@ -103,6 +116,17 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         assert!(atomic_write(&p, b"new", 0o600).is_err());
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn atomic_removal_leaves_nothing_and_tolerates_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("run-c");
+        fs::create_dir_all(tree.join("host")).unwrap();
+        fs::write(tree.join("state.json"), b"{}").unwrap();
+        remove_tree_atomically(&tree).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        remove_tree_atomically(&tree).unwrap();
     }
 
     #[test]

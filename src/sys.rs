@@ -200,8 +200,10 @@ pub fn reset_signals() {
 /// the binary's and the libraries' code), which then fault back in from the page
 /// cache when next executed. A long-lived process calls this after its start-up, so
 /// its resident set holds only the code it keeps running. Only executable,
-/// non-writable private file mappings are touched: they are never modified (unlike
-/// data or RELRO pages), so discarding them loses nothing. Returns the bytes dropped.
+/// non-writable private file mappings are touched. This relies on their pages never
+/// having been written: true for code built without text relocations (Rust and
+/// Debian's libraries are), but a debugger's breakpoints, which are such writes,
+/// would be silently dropped. Returns the bytes released.
 pub fn release_startup_code() -> usize {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return 0 };
     let mut released = 0;

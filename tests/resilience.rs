@@ -154,3 +154,22 @@ fn an_interrupted_create_leaves_no_container() {
     h.ok(&["destroy", "--force", "half"]);
     h.assert_gone("half");
 }
+
+#[test]
+fn a_deep_cgroup_tree_made_inside_is_bounded_and_removed() {
+    let Some(img) = require("deep_cgroups", &[]) else { return };
+    let h = Hutch::new("deep-cgroups");
+    h.create("bb", &img.busybox(), &[]);
+    h.ok(&["start", "bb", "--wait"]);
+    // 21 levels of 200-character names: past PATH_MAX (4096) on the host. (The shell
+    // can cd only 20 levels down; the 21st directory is made from there.)
+    let deep = "n=$(printf 'x%.0s' $(seq 1 200)); cd /sys/fs/cgroup; for i in $(seq 1 20); do mkdir $n && cd $n || exit 1; done; mkdir $n";
+    assert_eq!(h.exec_status("bb", &["sh", "-c", deep]), 0);
+    // ...but not deeper than the limit hutch set.
+    let deeper = "cd /sys/fs/cgroup; for i in $(seq 1 40); do mkdir d && cd d || exit 7; done";
+    assert_eq!(h.exec_status("bb", &["sh", "-c", deeper]), 7);
+    h.ok(&["stop", "bb"]);
+    for d in h.cgroup_dirs("bb") {
+        assert!(!d.exists(), "{} left", d.display());
+    }
+}

@@ -139,6 +139,9 @@ const V1_CONTROLLERS: &[&str] = &[
 const DELEGATED_FILES: &[&str] =
     &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "memory.oom.group", "memory.reclaim"];
 
+/// How many levels of cgroups a container may create below its own.
+const MAX_DEPTH: u32 = 32;
+
 /// v2 controllers enabled for hutch's parent cgroup on unified hosts, so each
 /// container (and its own systemd) can use them.
 const V2_CONTROLLERS: &[&str] = &["cpuset", "cpu", "io", "memory", "pids"];
@@ -218,6 +221,9 @@ impl ContainerCgroup {
             mkdir(dir)?;
             init_cpuset(dir)?;
         }
+        // Bound how deep the container may nest cgroups (systemd needs a handful of
+        // levels; nested containers a few more). Best effort: older kernels lack it.
+        let _ = fs::write(self.unified.join("cgroup.max.depth"), MAX_DEPTH.to_string());
         if let Some((uid, gid)) = owner {
             let chown = |p: &Path| {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid))
@@ -406,45 +412,99 @@ fn enable_controllers(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
-        out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+// The container owns its cgroup2 subtree and may make it deep: walk it through
+// directory descriptors (openat), so no path ever grows past PATH_MAX.
+
+fn open_dir_at(dir: impl std::os::fd::AsFd, name: &std::ffi::OsStr) -> io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Names of the subdirectories (child cgroups) of `dir`.
+fn subdirs(dir: &std::os::fd::OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if entry.file_type() == rustix::fs::FileType::Directory && name != b"." && name != b".." {
+            out.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+        }
     }
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_pids(&e.path(), out);
-            }
+    Ok(out)
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(fd) = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        collect_pids_at(&fd, out);
+    }
+}
+
+fn collect_pids_at(dir: &std::os::fd::OwnedFd, out: &mut Vec<i32>) {
+    use std::io::Read;
+    if let Ok(f) = rustix::fs::openat(
+        dir,
+        "cgroup.procs",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        let mut procs = String::new();
+        if fs::File::from(f).read_to_string(&mut procs).is_ok() {
+            out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+    }
+    for name in subdirs(dir).unwrap_or_default() {
+        if let Ok(child) = open_dir_at(dir, &name) {
+            collect_pids_at(&child, out);
         }
     }
 }
 
 fn remove_tree(dir: &Path) -> Result<(), Error> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(Error::Remove { path: dir.to_path_buf(), source });
-        }
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
+    let parent_fd = match rustix::fs::open(
+        parent,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(Error::Remove { path: dir.to_path_buf(), source: e.into() }),
     };
-    for e in rd.flatten() {
-        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            remove_tree(&e.path())?;
-        }
+    remove_at(&parent_fd, name, dir)
+}
+
+/// Removes the cgroup `name` in `parent`, its children first. `shown` names it in errors.
+fn remove_at(parent: &std::os::fd::OwnedFd, name: &std::ffi::OsStr, shown: &Path) -> Result<(), Error> {
+    let fd = match open_dir_at(parent, name) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Remove { path: shown.to_path_buf(), source }),
+    };
+    let children = subdirs(&fd).map_err(|source| Error::Remove { path: shown.to_path_buf(), source })?;
+    for child in children {
+        remove_at(&fd, &child, &shown.join(&child))?;
     }
+    drop(fd);
     // A cgroup whose last process just exited can report EBUSY for a moment.
     let mut tries = 0;
     loop {
-        match fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+        match rustix::fs::unlinkat(parent, name, rustix::fs::AtFlags::REMOVEDIR) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(rustix::io::Errno::BUSY) if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(source) => {
-                return Err(Error::Remove { path: dir.to_path_buf(), source });
-            }
+            Err(e) => return Err(Error::Remove { path: shown.to_path_buf(), source: e.into() }),
         }
     }
 }

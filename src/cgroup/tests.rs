@@ -75,6 +75,8 @@ fn create_copies_cpusets_down_and_remove_cleans_nested_dirs() {
     // The guest's systemd leaves sub-cgroups behind (empty dirs on a real cgroupfs).
     fs::create_dir_all(cg.unified.join("system.slice/dbus.service")).unwrap();
     fs::create_dir_all(cg.unified.join("init.scope")).unwrap();
+    assert_eq!(fs::read_to_string(cg.unified.join("cgroup.max.depth")).unwrap(), "32");
+    fs::remove_file(cg.unified.join("cgroup.max.depth")).unwrap();
     // On cgroupfs, files vanish with their directory; in the fake, drop them first.
     for d in ["cpuset/hutch/web"] {
         for f in ["cpuset.cpus", "cpuset.mems"] {

@@ -83,8 +83,14 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
     let rootfs = staging.path.join("rootfs");
     match source {
         Source::Dir(dir) => {
-            rootfs::copy::copy_tree(dir, &rootfs)
+            let stats = rootfs::copy::copy_tree(dir, &rootfs, privileged)
                 .map_err(|source| rootfs::Error::Copy { path: dir.clone(), source })?;
+            if stats.skipped > 0 {
+                notices.push(format!(
+                    "left out {} device nodes and sockets (an unprivileged container gets its /dev from hutch)",
+                    stats.skipped
+                ));
+            }
         }
         Source::Tar(file) => {
             std::fs::create_dir(&rootfs).map_err(io_err("create", &rootfs))?;

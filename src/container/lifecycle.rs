@@ -190,7 +190,7 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
     LastExit::new(if detail.starts_with("killed") { "killed" } else { "poweroff" }, detail.clone())
         .save(&paths.last_exit(name))
         .map_err(io_err("write", paths.last_exit(name)))?;
-    fsutil::remove_tree(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
+    fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
     Ok((detail, notices))
 }
 
@@ -301,7 +301,7 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
     let trash = paths.containers().join(format!(".trash-{name}-{}", &crate::sys::random_hex128()[..8]));
     std::fs::rename(&dir, &trash).map_err(io_err("move aside", &dir))?;
     fsutil::remove_tree(&trash).map_err(io_err("remove", &trash))?;
-    fsutil::remove_tree(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
+    fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
     lock.remove_file().map_err(io_err("remove", paths.lock(name)))?;
     Ok(notices)
 }

@@ -132,6 +132,6 @@ pub fn reconcile(paths: &Paths, name: &str, notices: &mut Notices) -> Result<Obs
             if from_before { "left from before the host rebooted" } else { "its monitor had died" }
         ));
     }
-    fsutil::remove_tree(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
+    fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
     Ok(Observed { status: Status::Stopped, state: None, monitor_alive: false, init_alive: false, stale: false })
 }

@@ -72,7 +72,7 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
 /// Cleans up first, so that when `hutch start` reports the failure nothing is left.
 fn fail_early(paths: &Paths, name: &str, status: Option<File>, msg: &str) {
     let _ = LastExit::new("failed", msg).save(&paths.last_exit(name));
-    let _ = fsutil::remove_tree(&paths.runtime(name));
+    let _ = fsutil::remove_tree_atomically(&paths.runtime(name));
     if let Some(mut s) = status {
         let _ = proto::write_line(&mut s, &Event::Failed { error: msg.to_string() });
     }
@@ -284,6 +284,10 @@ impl Monitor {
         self.state.ready_at_ms = None;
         self.state.init = None;
         self.state.boots += 1;
+        // The configuration may have changed since the last boot (an in-guest reboot
+        // re-reads it): a CLI stopping the container without us must use the new one.
+        self.state.halt_signal = self.config.halt_signal();
+        self.state.stop_timeout = self.config.init.stop_timeout;
         self.save_state();
 
         let share = self.paths.host_share(&self.name);
@@ -405,13 +409,15 @@ impl Monitor {
                 (first_client..fds.len()).filter(|&i| ready(i)).map(|i| i - first_client).collect();
             drop(fds);
 
-            if console_ready {
-                self.console.pump_output();
-            }
+            // Clients first: `pump_output` drops clients it cannot write to, which
+            // would shift the indices polled above.
             for i in clients_ready.into_iter().rev() {
                 if !self.console.pump_client(i) {
                     self.console.clients.remove(i);
                 }
+            }
+            if console_ready {
+                self.console.pump_output();
             }
             if notify_ready {
                 self.on_notify();
@@ -473,7 +479,9 @@ impl Monitor {
     fn on_control(&mut self) {
         while let Ok((stream, _)) = self.control.accept() {
             let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            // Our own CLI sends its request at once; do not let a silent client stall
+            // the console and the stop deadline for long.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
             let mut reader = match stream.try_clone() {
                 Ok(s) => BufReader::new(s),
                 Err(_) => continue,
@@ -625,7 +633,7 @@ impl Monitor {
         if let Err(e) = exit.save(&self.paths.last_exit(&self.name)) {
             mlog!("failed to record how the container ended: {e}");
         }
-        if let Err(e) = fsutil::remove_tree(&self.paths.runtime(&self.name)) {
+        if let Err(e) = fsutil::remove_tree_atomically(&self.paths.runtime(&self.name)) {
             mlog!("failed to remove {}: {e}", self.paths.runtime(&self.name).display());
         }
         if let Some(stop) = self.stop.take() {

@@ -1,15 +1,23 @@
 //! `--from-dir`: a faithful copy of a root filesystem tree. Ownership, permission
 //! bits (setuid included), timestamps, extended attributes (file capabilities
-//! included), hard links, symlinks, device nodes and fifos all survive; symlinks are
-//! copied as links and never followed. File data moves with `copy_file_range`.
+//! included), hard links, symlinks and fifos all survive; device nodes are copied only
+//! for privileged containers (an unprivileged one gets its /dev from hutch).
+//!
+//! The source may be a tree someone else can change while it is read (another
+//! container's rootfs): it is walked through directory descriptors, every entry opened
+//! with `O_NOFOLLOW` relative to its directory and checked to be what `stat` said, so
+//! a directory swapped for a symlink mid-copy is never followed out of the tree.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
 
 /// What a copy did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -19,133 +27,174 @@ pub struct Stats {
     pub links: u64,
     pub bytes: u64,
     pub special: u64,
-    pub sockets_skipped: u64,
+    /// Device nodes left out (unprivileged) and sockets (never copied).
+    pub skipped: u64,
 }
 
 /// Copies the tree at `src` into `dst`, which must not exist yet.
-pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<Stats> {
-    let mut c = Copier { stats: Stats::default(), hardlinks: HashMap::new() };
-    let md = fs::symlink_metadata(src)?;
-    if !md.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", src.display())));
-    }
-    c.dir(src, dst, &md)?;
+pub fn copy_tree(src: &Path, dst: &Path, devices: bool) -> io::Result<Stats> {
+    let root = rustix::fs::open(src, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| ctx(e.into(), src))?;
+    let st = rustix::fs::fstat(&root).map_err(|e| ctx(e.into(), src))?;
+    let mut c = Copier { stats: Stats::default(), hardlinks: HashMap::new(), devices };
+    c.dir(&root, &st, src, dst)?;
     Ok(c.stats)
 }
 
 struct Copier {
     stats: Stats,
     /// (dev, inode) of multiply-linked files already copied → their copy.
-    hardlinks: HashMap<(u64, u64), std::path::PathBuf>,
+    hardlinks: HashMap<(u64, u64), PathBuf>,
+    devices: bool,
+}
+
+fn kind(st: &Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
 }
 
 impl Copier {
-    fn dir(&mut self, src: &Path, dst: &Path, md: &fs::Metadata) -> io::Result<()> {
+    /// Copies the directory open at `fd` (shown as `src`) to `dst`.
+    fn dir(&mut self, fd: &OwnedFd, st: &Stat, src: &Path, dst: &Path) -> io::Result<()> {
         fs::DirBuilder::new().mode(0o700).create(dst).map_err(|e| ctx(e, dst))?;
         self.stats.dirs += 1;
-        let mut entries: Vec<_> = fs::read_dir(src).map_err(|e| ctx(e, src))?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let (s, d) = (e.path(), dst.join(e.file_name()));
-            let emd = fs::symlink_metadata(&s).map_err(|e| ctx(e, &s))?;
-            self.entry(&s, &d, &emd)?;
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in rustix::fs::Dir::read_from(fd).map_err(|e| ctx(e.into(), src))? {
+            let entry = entry.map_err(|e| ctx(e.into(), src))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.push(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        names.sort();
+        for name in names {
+            self.entry(fd, &name, &src.join(&name), &dst.join(&name))?;
         }
         // Ownership, mode, xattrs and times last, so the children did not disturb them.
-        finish(src, dst, md, false)
+        finish(Some(fd), None, st, dst)
     }
 
-    fn entry(&mut self, src: &Path, dst: &Path, md: &fs::Metadata) -> io::Result<()> {
-        let ft = md.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_dir() {
-            return self.dir(src, dst, md);
-        }
-        if md.nlink() > 1 && !ft.is_symlink() {
-            if let Some(first) = self.hardlinks.get(&(md.dev(), md.ino())) {
+    fn entry(&mut self, dir: &OwnedFd, name: &OsStr, src: &Path, dst: &Path) -> io::Result<()> {
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| ctx(e.into(), src))?;
+        let multiply_linked = st.st_nlink > 1 && kind(&st) != FileType::Directory && kind(&st) != FileType::Symlink;
+        if multiply_linked {
+            if let Some(first) = self.hardlinks.get(&(st.st_dev, st.st_ino)) {
                 fs::hard_link(first, dst).map_err(|e| ctx(e, dst))?;
                 self.stats.links += 1;
                 return Ok(());
             }
         }
-        if ft.is_file() {
-            let mut from =
-                fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(src).map_err(|e| ctx(e, src))?;
-            let mut to = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(dst)
-                .map_err(|e| ctx(e, dst))?;
-            self.stats.bytes += io::copy(&mut from, &mut to).map_err(|e| ctx(e, src))?;
-            self.stats.files += 1;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(src).map_err(|e| ctx(e, src))?;
-            std::os::unix::fs::symlink(&target, dst).map_err(|e| ctx(e, dst))?;
-            self.stats.files += 1;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            let kind = if ft.is_fifo() {
-                libc::S_IFIFO
-            } else if ft.is_char_device() {
-                libc::S_IFCHR
-            } else {
-                libc::S_IFBLK
-            };
-            nix::sys::stat::mknod(
-                dst,
-                nix::sys::stat::SFlag::from_bits_truncate(kind),
-                nix::sys::stat::Mode::from_bits_truncate(0o600),
-                md.rdev(),
-            )
-            .map_err(|e| ctx(e.into(), dst))?;
-            self.stats.special += 1;
-        } else {
-            // Sockets belong to a running program, not to a filesystem image.
-            self.stats.sockets_skipped += 1;
-            return Ok(());
+        match kind(&st) {
+            FileType::Directory => {
+                let fd = open_checked(dir, name, OFlags::DIRECTORY, &st).map_err(|e| ctx(e, src))?;
+                return self.dir(&fd, &st, src, dst);
+            }
+            FileType::RegularFile => {
+                let fd = open_checked(dir, name, OFlags::empty(), &st).map_err(|e| ctx(e, src))?;
+                let mut from = fs::File::from(fd);
+                let mut to = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(dst)
+                    .map_err(|e| ctx(e, dst))?;
+                self.stats.bytes += io::copy(&mut from, &mut to).map_err(|e| ctx(e, src))?;
+                self.stats.files += 1;
+                finish(Some(&from.into()), None, &st, dst)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|e| ctx(e.into(), src))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(target.to_bytes()), dst).map_err(|e| ctx(e, dst))?;
+                self.stats.files += 1;
+                finish(None, Some((dir, name)), &st, dst)?;
+            }
+            FileType::CharacterDevice | FileType::BlockDevice if !self.devices => {
+                self.stats.skipped += 1;
+                return Ok(());
+            }
+            k @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
+                rustix::fs::mknodat(rustix::fs::CWD, dst, k, Mode::from_raw_mode(0o600), st.st_rdev)
+                    .map_err(|e| ctx(e.into(), dst))?;
+                self.stats.special += 1;
+                finish(None, Some((dir, name)), &st, dst)?;
+            }
+            _ => {
+                // Sockets belong to a running program, not to a filesystem image.
+                self.stats.skipped += 1;
+                return Ok(());
+            }
         }
-        if md.nlink() > 1 && !ft.is_symlink() {
-            self.hardlinks.insert((md.dev(), md.ino()), dst.to_path_buf());
+        if multiply_linked {
+            self.hardlinks.insert((st.st_dev, st.st_ino), dst.to_path_buf());
         }
-        finish(src, dst, md, ft.is_symlink())
+        Ok(())
     }
 }
 
-/// Applies owner, then mode (chown clears setuid bits), then xattrs (chown clears
-/// security.capability), then timestamps.
-fn finish(src: &Path, dst: &Path, md: &fs::Metadata, is_symlink: bool) -> io::Result<()> {
-    std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid())).map_err(|e| ctx(e, dst))?;
-    if !is_symlink {
-        fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(|e| ctx(e, dst))?;
+/// Opens `name` in `dir` without following a symlink and checks it is still the inode
+/// that `stat` saw.
+fn open_checked(dir: &OwnedFd, name: &OsStr, extra: OFlags, seen: &Stat) -> io::Result<OwnedFd> {
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra, Mode::empty())?;
+    let now = rustix::fs::fstat(&fd)?;
+    if now.st_ino != seen.st_ino || now.st_dev != seen.st_dev {
+        return Err(io::Error::other("it changed while it was being copied"));
     }
-    copy_xattrs(src, dst)?;
+    Ok(fd)
+}
+
+/// Applies owner, then mode (chown clears setuid bits), then xattrs (chown clears
+/// security.capability), then timestamps. The source's xattrs are read through its
+/// open descriptor, or for entries that cannot be opened (symlinks, nodes) by name in
+/// their directory.
+fn finish(src_fd: Option<&OwnedFd>, src_at: Option<(&OwnedFd, &OsStr)>, st: &Stat, dst: &Path) -> io::Result<()> {
+    let is_symlink = kind(st) == FileType::Symlink;
+    std::os::unix::fs::lchown(dst, Some(st.st_uid), Some(st.st_gid)).map_err(|e| ctx(e, dst))?;
+    if !is_symlink {
+        rustix::fs::chmodat(rustix::fs::CWD, dst, Mode::from_raw_mode(st.st_mode & 0o7777), AtFlags::empty())
+            .map_err(|e| ctx(e.into(), dst))?;
+    }
+    let src_path = match (src_fd, src_at) {
+        (Some(fd), _) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())),
+        (None, Some((dir, name))) => PathBuf::from(format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd())).join(name),
+        (None, None) => return Err(io::Error::other("no source to copy attributes from")),
+    };
+    copy_xattrs(&src_path, dst, src_fd.is_some())?;
     let ts = Timestamps {
-        last_access: Timespec { tv_sec: md.atime(), tv_nsec: md.atime_nsec() as _ },
-        last_modification: Timespec { tv_sec: md.mtime(), tv_nsec: md.mtime_nsec() as _ },
+        last_access: Timespec { tv_sec: st.st_atime, tv_nsec: st.st_atime_nsec as _ },
+        last_modification: Timespec { tv_sec: st.st_mtime, tv_nsec: st.st_mtime_nsec as _ },
     };
     rustix::fs::utimensat(rustix::fs::CWD, dst, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| ctx(e.into(), dst))
 }
 
-/// Copies every extended attribute of `src` (not following symlinks). A filesystem
-/// without xattr support on either side simply has none to copy.
-fn copy_xattrs(src: &Path, dst: &Path) -> io::Result<()> {
-    let size = match rustix::fs::llistxattr_query(src) {
+/// Copies every extended attribute of `src` (not following a final symlink; when
+/// `follow` is set, `src` is a /proc/self/fd magic link to the opened source itself).
+fn copy_xattrs(src: &Path, dst: &Path, follow: bool) -> io::Result<()> {
+    let size = if follow { rustix::fs::listxattr_query(src) } else { rustix::fs::llistxattr_query(src) };
+    let size = match size {
         Ok(0) => return Ok(()),
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(()),
         Err(e) => return Err(ctx(e.into(), src)),
     };
     let mut names = vec![0u8; size];
-    let n = rustix::fs::llistxattr(src, &mut names[..]).map_err(|e| ctx(e.into(), src))?;
+    let n =
+        if follow { rustix::fs::listxattr(src, &mut names[..]) } else { rustix::fs::llistxattr(src, &mut names[..]) }
+            .map_err(|e| ctx(e.into(), src))?;
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
-        let len = match rustix::fs::lgetxattr_query(src, name) {
+        let name = OsStr::from_bytes(name);
+        let len = if follow { rustix::fs::getxattr_query(src, name) } else { rustix::fs::lgetxattr_query(src, name) };
+        let len = match len {
             Ok(l) => l,
             Err(rustix::io::Errno::NODATA) => continue,
             Err(e) => return Err(ctx(e.into(), src)),
         };
         let mut value = vec![0u8; len];
-        let got = rustix::fs::lgetxattr(src, name, &mut value[..]).map_err(|e| ctx(e.into(), src))?;
+        let got = if follow {
+            rustix::fs::getxattr(src, name, &mut value[..])
+        } else {
+            rustix::fs::lgetxattr(src, name, &mut value[..])
+        }
+        .map_err(|e| ctx(e.into(), src))?;
         match rustix::fs::lsetxattr(dst, name, &value[..got], rustix::fs::XattrFlags::empty()) {
             Ok(()) => {}
             // user.* xattrs cannot be set on symlinks; nothing is lost that could exist.
@@ -162,6 +211,8 @@ fn ctx(e: io::Error, p: &Path) -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
     use super::*;
 
     #[test]
@@ -186,18 +237,20 @@ mod tests {
         rustix::fs::utimensat(rustix::fs::CWD, src.join("usr/bin/su"), &old, AtFlags::empty()).unwrap();
 
         let dst = d.path().join("dst");
-        let stats = copy_tree(&src, &dst).unwrap();
+        let stats = copy_tree(&src, &dst, false).unwrap();
         assert_eq!(stats.links, 1);
         assert_eq!(stats.special, 1);
         let su = fs::metadata(dst.join("usr/bin/su")).unwrap();
         assert_eq!(su.mode() & 0o7777, 0o4755, "setuid bit survives");
         assert_eq!(su.mtime(), 1_000_000);
         assert_eq!(su.ino(), fs::metadata(dst.join("usr/bin/su2")).unwrap().ino(), "hard link kept");
+        assert_eq!(fs::read(dst.join("usr/bin/su")).unwrap(), b"binary");
         assert_eq!(fs::read_link(dst.join("dangling")).unwrap(), Path::new("/etc/shadow-outside"));
         assert_eq!(fs::read_link(dst.join("lib")).unwrap(), Path::new("usr"));
         use std::os::unix::fs::FileTypeExt;
         assert!(fs::symlink_metadata(dst.join("fifo")).unwrap().file_type().is_fifo());
         assert_eq!(fs::metadata(dst.join("ro")).unwrap().mode() & 0o777, 0o555);
+        assert_eq!(fs::read(dst.join("ro/file")).unwrap(), b"x");
         if let Ok(v) = rustix::fs::lgetxattr_query(src.join("usr/bin/su"), "user.hutch") {
             let mut buf = vec![0u8; v];
             rustix::fs::lgetxattr(dst.join("usr/bin/su"), "user.hutch", &mut buf[..]).unwrap();
@@ -210,6 +263,26 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir(d.path().join("src")).unwrap();
         fs::create_dir(d.path().join("dst")).unwrap();
-        assert!(copy_tree(&d.path().join("src"), &d.path().join("dst")).is_err());
+        assert!(copy_tree(&d.path().join("src"), &d.path().join("dst"), false).is_err());
+    }
+
+    #[test]
+    fn a_swapped_entry_is_refused_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("etc")).unwrap();
+        let dir = rustix::fs::open(&src, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let seen = rustix::fs::statat(&dir, "etc", AtFlags::SYMLINK_NOFOLLOW).unwrap();
+        // Between stat and open, "etc" becomes a symlink to somewhere else. (The old
+        // directory is kept, renamed, so its inode number cannot be reused.)
+        fs::rename(src.join("etc"), src.join("etc.old")).unwrap();
+        std::os::unix::fs::symlink("/", src.join("etc")).unwrap();
+        assert!(open_checked(&dir, OsStr::new("etc"), OFlags::DIRECTORY, &seen).is_err());
+        // ...or a different directory altogether.
+        fs::remove_file(src.join("etc")).unwrap();
+        fs::create_dir(src.join("other")).unwrap();
+        fs::rename(src.join("other"), src.join("etc")).unwrap();
+        let err = open_checked(&dir, OsStr::new("etc"), OFlags::DIRECTORY, &seen).unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
     }
 }
