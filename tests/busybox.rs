@@ -220,3 +220,35 @@ fn freeze_kill_and_list() {
     assert_eq!(h.info("bb")["last_exit"]["detail"], "init was killed by SIGKILL");
     h.fails(&["kill", "bb"]);
 }
+
+#[test]
+fn device_nodes_are_left_out_of_unprivileged_copies() {
+    let Some(img) = require("copy_devices", &[]) else { return };
+    let h = Hutch::new("bb-devices");
+    // A rootfs carrying a block device node, as a careless or hostile tree might.
+    let src = h.root.join("src");
+    hutch::rootfs::copy::copy_tree(&img.busybox(), &src, true).unwrap();
+    nix::sys::stat::mknod(
+        &src.join("disk"),
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o660),
+        nix::sys::stat::makedev(7, 0),
+    )
+    .unwrap();
+    let out = h.run(&["create", "unpriv", "--from-dir", src.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("left out 1 device nodes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!h.paths().container("unpriv").join("rootfs/disk").exists());
+    h.ok(&["create", "priv", "--from-dir", src.to_str().unwrap(), "--privileged"]);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(h.paths().container("priv").join("rootfs/disk"))
+            .unwrap()
+            .file_type()
+            .is_block_device()
+    );
+}
