@@ -88,7 +88,7 @@ const MASK_TMPFS: &[(&str, &str)] = &[("mode", "0555"), ("size", "4k"), ("nr_ino
 pub struct Root<K: MountOps = Kernel> {
     ops: K,
     root: K::Handle,
-    /// The masking tmpfs, made on first use.
+    /// The masking tmpfs, mounted on first use (at the first masked directory).
     mask: Option<K::Handle>,
     /// Prepared host binds, by source path.
     host: HashMap<PathBuf, K::Handle>,
@@ -182,18 +182,24 @@ impl<K: MountOps> Root<K> {
             }
             Step::MaskDir { target } => {
                 let Some(t) = self.resolve_optional(target, "mask")? else { return Ok(()) };
-                if self.mask.is_none() {
-                    let opts: Vec<(&str, String)> = MASK_TMPFS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-                    let attrs = sys::MOUNT_ATTR_RDONLY
-                        | sys::MOUNT_ATTR_NOSUID
-                        | sys::MOUNT_ATTR_NODEV
-                        | sys::MOUNT_ATTR_NOEXEC;
-                    let m = self.ops.new_fs("tmpfs", &opts, attrs).map_err(step_err("create the mask for", target))?;
-                    self.mask = Some(m);
-                }
-                let mask = self.mask.as_ref().expect("mask just created");
-                let tree = self.ops.clone_tree(mask, false).map_err(step_err("mask", target))?;
+                // One tmpfs serves every mask: the first is mounted, the others are
+                // clones of it once attached (kernels before 6.15 cannot clone a mount
+                // that is still detached).
+                let tree = match &self.mask {
+                    Some(first) => self.ops.clone_tree(first, false).map_err(step_err("mask", target))?,
+                    None => {
+                        let opts: Vec<(&str, String)> = MASK_TMPFS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+                        let attrs = sys::MOUNT_ATTR_RDONLY
+                            | sys::MOUNT_ATTR_NOSUID
+                            | sys::MOUNT_ATTR_NODEV
+                            | sys::MOUNT_ATTR_NOEXEC;
+                        self.ops.new_fs("tmpfs", &opts, attrs).map_err(step_err("create the mask for", target))?
+                    }
+                };
                 self.ops.move_onto(&tree, &t).map_err(step_err("mask", target))?;
+                if self.mask.is_none() {
+                    self.mask = Some(tree);
+                }
             }
             Step::ReadOnly { target, keep_rw } => {
                 let Some(t) = self.resolve_optional(target, "make read-only")? else { return Ok(()) };

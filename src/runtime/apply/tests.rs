@@ -236,7 +236,7 @@ fn the_standard_plan_mounts_what_the_boot_contract_lists_in_order() {
         "host /run/hutch/c/host on /run/host",
         "clone of /run/host/boot_id on /proc/sys/kernel/random/boot_id [ro,nosuid,nodev,noexec]",
         "clone of /dev/null on /proc/keys [ro,nosuid,noexec]",
-        "clone of tmpfs on /proc/acpi",
+        "tmpfs on /proc/acpi [ro,nosuid,nodev,noexec]",
         "clone of tmpfs on /sys/firmware",
         "clone of /proc/sys (recursive) on /proc/sys [ro]",
         "clone of /proc/sys/net (recursive) on /proc/sys/net",
