@@ -104,11 +104,18 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: None, notices })
 }
 
+/// Size at which `logs/monitor.log` is rotated when a monitor starts.
+const MONITOR_LOG_MAX: u64 = 256 * 1024;
+
 /// Runs `hutch __monitor` in its own session, detached from the terminal, logging to
 /// `logs/monitor.log`, with its status pipe on fd 3.
 fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Error> {
     let log_path = paths.monitor_log(name);
     fsutil::ensure_dir(&paths.logs(name), 0o750).map_err(io_err("create", paths.logs(name)))?;
+    // Each start appends a few lines; keep the log (and one older file) bounded.
+    if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > MONITOR_LOG_MAX) {
+        let _ = std::fs::rename(&log_path, log_path.with_extension("log.1"));
+    }
     let log =
         std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err("open", &log_path))?;
     let exe = std::env::current_exe().map_err(io_err("find", "/proc/self/exe"))?;
