@@ -226,6 +226,16 @@ pub fn release_startup_code() -> usize {
     released
 }
 
+/// Unshares the mount namespace (and the namespaces in `also`), then makes every
+/// mount in the new copy private, so nothing mounted from now on propagates anywhere.
+pub fn unshare_private_mounts(also: nix::sched::CloneFlags) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | also)
+        .map_err(|e| format!("failed to create a mount namespace: {e}"))?;
+    let flags = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
+    nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .map_err(|e| format!("failed to make mounts private: {e}"))
+}
+
 /// Brings the loopback interface of the caller's network namespace up
 /// (`SIOCGIFFLAGS`/`SIOCSIFFLAGS` on a datagram socket, as ifconfig does). A new
 /// network namespace starts with `lo` down, and not every init raises it.

@@ -141,6 +141,16 @@ fn exec_options_user_cwd_env() {
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["10485760", "100000"]);
+    // When our reader goes away, the command learns it (EPIPE) instead of running on.
+    let mut child = h.cmd(&["exec", "bb", "--", "yes"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let finished = common::eventually(std::time::Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+    if !finished {
+        let _ = child.kill();
+    }
+    assert!(finished, "exec kept running after its stdout was closed");
     // A pty with a lot of output and nobody typing.
     let out = h.cmd(&["exec", "-t", "bb", "--", "seq", "1", "50000"]).output().unwrap();
     assert!(out.status.success());

@@ -22,7 +22,7 @@ fn stdin() -> BorrowedFd<'static> {
 }
 
 fn write_all_stdout(data: &[u8]) {
-    write_all_fd(sys::stdio(1), data);
+    let _ = write_all_fd(sys::stdio(1), data);
 }
 
 /// Three close-on-exec pipes for a command without a pty: the container's ends
@@ -45,9 +45,9 @@ fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes all of `data` to one of our stdio fds, waiting when it is full; gives up
-/// quietly when the reader has gone.
-fn write_all_fd(fd: BorrowedFd<'static>, mut data: &[u8]) {
+/// Writes all of `data` to one of our stdio fds, waiting when it is full; false when
+/// the reader has gone.
+fn write_all_fd(fd: BorrowedFd<'static>, mut data: &[u8]) -> bool {
     while !data.is_empty() {
         match rustix::io::write(fd, data) {
             Ok(n) => data = &data[n..],
@@ -55,18 +55,24 @@ fn write_all_fd(fd: BorrowedFd<'static>, mut data: &[u8]) {
             Err(rustix::io::Errno::AGAIN) => {
                 let _ = poll(&mut [PollFd::new(fd, PollFlags::POLLOUT)], PollTimeout::NONE);
             }
-            Err(_) => return,
+            Err(_) => return false,
         }
     }
+    true
 }
 
 /// Copies what `fd` has (non-blocking, a bounded amount) to our stdio fd `target`;
-/// false once `fd` has reached its end.
+/// false once `fd` has reached its end, or `target` is gone (closing `fd` then tells
+/// the command, which gets EPIPE as it would writing to a closed pipe directly).
 fn drain_to(fd: &OwnedFd, target: u8, buf: &mut [u8]) -> bool {
     for _ in 0..16 {
         match rustix::io::read(fd, &mut *buf) {
             Ok(0) | Err(rustix::io::Errno::IO) => return false,
-            Ok(n) => write_all_fd(sys::stdio(target), &buf[..n]),
+            Ok(n) => {
+                if !write_all_fd(sys::stdio(target), &buf[..n]) {
+                    return false;
+                }
+            }
             Err(rustix::io::Errno::AGAIN) => return true,
             Err(rustix::io::Errno::INTR) => {}
             Err(_) => return false,

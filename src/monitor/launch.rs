@@ -119,16 +119,7 @@ impl Drop for Attached<'_> {
 /// Gives the calling process (the monitor) a private mount namespace, so the mounts
 /// it makes while starting a container never appear on the host.
 pub fn private_mount_namespace() -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("failed to create the monitor's mount namespace: {e}"))?;
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("failed to make the monitor's mounts private: {e}"))
+    sys::unshare_private_mounts(nix::sched::CloneFlags::empty()).map_err(|e| format!("monitor: {e}"))
 }
 
 fn write_maps(pid: i32, map: &IdMap) -> Result<(), String> {

@@ -66,16 +66,7 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     rustix::process::fchdir(&tree)
         .map_err(|e| format!("failed to enter the root filesystem {}: {e}", spec.rootfs.display()))?;
     drop(tree);
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| format!("failed to create the mount and cgroup namespaces: {e}"))?;
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("failed to make mounts private: {e}"))?;
+    sys::unshare_private_mounts(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     let copy = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("failed to open the root filesystem: {e}"))?;
     // That copy is locked to its parent mount, which pivot_root refuses to move; a
