@@ -38,7 +38,7 @@ pub struct Started {
 /// it reports ready).
 pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     require_exists(paths, name)?;
-    let _lock = lock(paths, name)?;
+    let mut lock = Some(lock(paths, name)?);
     let mut notices = Notices::new();
     let obs = reconcile(paths, name, &mut notices)?;
     match obs.status {
@@ -75,6 +75,9 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
         match proto::read_line::<Event>(&mut reader) {
             Ok(Some(Event::Started { init_pid: pid })) => {
                 init_pid = Some(pid);
+                // The start itself is done; waiting for readiness needs no lock (and
+                // must not keep a `stop` from another terminal waiting).
+                lock.take();
                 if !wait {
                     break;
                 }
@@ -118,9 +121,9 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
     }
     let log =
         std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err("open", &log_path))?;
-    let exe = std::env::current_exe().map_err(io_err("find", "/proc/self/exe"))?;
     let status_fd = status.as_raw_fd();
-    let mut cmd = Command::new(exe);
+    // This very binary, whatever its path is now (it may have been upgraded or moved).
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(format!("hutch-monitor {name}"))
         .arg("__monitor")
         .arg("--state")

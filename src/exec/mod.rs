@@ -13,7 +13,7 @@ mod passwd;
 pub mod proxy;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
@@ -234,17 +234,12 @@ enum Stdio {
 }
 
 fn second_child(spec: &Spec, user: &User, stdio: Stdio, sock: &OwnedFd) -> ! {
-    let Err(err) = second_child_inner(spec, user, stdio, sock);
+    let Err(err) = second_child_inner(spec, user, stdio);
     send_error(sock, &err.0);
     sys::exit_now(err.1)
 }
 
-fn second_child_inner(
-    spec: &Spec,
-    user: &User,
-    stdio: Stdio,
-    sock: &OwnedFd,
-) -> Result<std::convert::Infallible, (String, i32)> {
+fn second_child_inner(spec: &Spec, user: &User, stdio: Stdio) -> Result<std::convert::Infallible, (String, i32)> {
     let fail = |m: String| (m, 126);
     let _ = nix::unistd::setsid();
     match stdio {
@@ -271,6 +266,9 @@ fn second_child_inner(
         .map_err(|e| fail(format!("failed to switch to gid {}: {e}", user.gid)))?;
     nix::unistd::setresuid(user.uid.into(), user.uid.into(), user.uid.into())
         .map_err(|e| fail(format!("failed to switch to user {}: {e}", user.name)))?;
+    // The user switch reset the dumpable flag: until exec, nothing in the container
+    // may ptrace this process or open its /proc/PID/exe (the host binary).
+    sys::set_non_dumpable().map_err(|e| fail(format!("failed to make the helper non-dumpable: {e}")))?;
 
     match &spec.cwd {
         Some(dir) => std::env::set_current_dir(dir).map_err(|e| fail(format!("failed to change to {dir}: {e}")))?,
@@ -305,11 +303,7 @@ fn second_child_inner(
     let c_env = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
 
     sys::reset_signals();
-    // The user switch reset the dumpable flag; until exec, nothing in the container
-    // may ptrace this process or open its /proc/PID/exe (the host binary).
-    sys::set_non_dumpable().map_err(|e| fail(format!("failed to make the helper non-dumpable: {e}")))?;
     sys::cloexec_from(3).map_err(|e| fail(format!("failed to close inherited descriptors: {e}")))?;
-    let _ = sock.as_raw_fd();
     let err = execv_with_argv0(&c_argv, &c_env);
     let code = if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
     Err((format!("failed to execute {program}: {err}"), code))
