@@ -154,9 +154,12 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
     assert!(eventually(Duration::from_secs(60), || h.state("deb") == "stopped"), "still up after poweroff");
     assert_eq!(h.info("deb")["last_exit"]["how"], "poweroff");
 
-    // destroy leaves nothing.
+    // destroy leaves nothing, not even the tree's shared parent cgroups.
     h.ok(&["destroy", "deb"]);
     h.assert_gone("deb");
+    for d in h.cgroup_dirs("deb") {
+        assert!(!d.parent().unwrap().exists(), "{} left", d.parent().unwrap().display());
+    }
 }
 
 #[test]
