@@ -235,9 +235,6 @@ impl Monitor {
                 self.event(Event::Failed { error: msg });
                 return 1;
             }
-            // Init runs: the start-up code (config parsing, the clone sequence) is not
-            // needed until the next boot, so let its pages go.
-            crate::sys::release_startup_code();
             let ended = self.wait_for_end();
             self.init = None;
             self.cleanup_cgroup();
@@ -365,6 +362,8 @@ impl Monitor {
         let boot_ms = self.boot_began.elapsed().as_millis() as u64;
         mlog!("container ready after {boot_ms} ms");
         self.event(Event::Ready { boot_ms });
+        // The start-up code (config parsing, the clone sequence, readiness) is not
+        // needed until the next boot: let its pages go.
         crate::sys::release_startup_code();
     }
 
