@@ -11,15 +11,10 @@ use crate::lock::Lock;
 use crate::output::{Format, JSON_VERSION};
 use crate::paths::Paths;
 
-fn require(paths: &Paths, name: &str) -> Result<(), Error> {
-    crate::name::validate(name)?;
-    if paths.config(name).exists() { Ok(()) } else { Err(container::Error::NotFound { name: name.into() }.into()) }
-}
-
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
     match cmd {
         ConfigCmd::Show { name, format } => {
-            require(paths, &name)?;
+            container::require_exists(paths, &name)?;
             let path = paths.config(&name);
             let config = Config::load(&path)?;
             match format {
@@ -35,7 +30,7 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             Ok(0)
         }
         ConfigCmd::Get { name, key, format } => {
-            require(paths, &name)?;
+            container::require_exists(paths, &name)?;
             let config = Config::load(&paths.config(&name))?;
             let value = config::get(&config, &key)?;
             match (format, value) {
@@ -49,7 +44,7 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             Ok(0)
         }
         ConfigCmd::Set { name, key, value } => {
-            require(paths, &name)?;
+            container::require_exists(paths, &name)?;
             let path = paths.config(&name);
             let _lock =
                 Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
@@ -68,7 +63,7 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
 }
 
 fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
-    require(paths, name)?;
+    container::require_exists(paths, name)?;
     let path = paths.config(name);
     let _lock = Lock::acquire(&paths.lock(name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
     let original =

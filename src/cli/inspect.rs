@@ -91,10 +91,7 @@ struct Info {
 }
 
 pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
-    crate::name::validate(name)?;
-    if !paths.config(name).exists() {
-        return Err(container::Error::NotFound { name: name.into() }.into());
-    }
+    container::require_exists(paths, name)?;
     let config = Config::load(&paths.config(name))?;
     let obs = container::observe(paths, name);
     let up = obs.status.is_up();
@@ -219,10 +216,7 @@ fn read_from(path: &std::path::Path, pos: u64) -> Option<Vec<u8>> {
 }
 
 pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool, format: Format) -> Result<u8, Error> {
-    crate::name::validate(name)?;
-    if !paths.config(name).exists() {
-        return Err(container::Error::NotFound { name: name.into() }.into());
-    }
+    container::require_exists(paths, name)?;
     let path = if monitor { paths.monitor_log(name) } else { paths.console_log(name) };
     let older = path.with_extension("log.1");
     let mut out = LogOut {

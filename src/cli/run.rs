@@ -52,10 +52,7 @@ pub fn shell(paths: &Paths, name: &str, user: Option<String>) -> Result<u8, Erro
 }
 
 pub fn console(paths: &Paths, name: &str) -> Result<u8, Error> {
-    crate::name::validate(name)?;
-    if !paths.config(name).exists() {
-        return Err(container::Error::NotFound { name: name.into() }.into());
-    }
+    container::require_exists(paths, name)?;
     let obs = container::observe(paths, name);
     if !obs.init_alive {
         return Err(container::Error::NotRunning { action: "attach to the console of", name: name.into() }.into());

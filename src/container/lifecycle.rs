@@ -17,7 +17,8 @@ use crate::monitor::proto::{self, Event, Request};
 use crate::paths::Paths;
 use crate::state::{LastExit, RuntimeState};
 
-fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
+/// Checks `name` against the naming rule and that such a container exists.
+pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
     crate::name::validate(name)?;
     if paths.config(name).exists() { Ok(()) } else { Err(Error::NotFound { name: name.into() }) }
 }

@@ -7,7 +7,7 @@ mod lifecycle;
 mod observe;
 
 pub use create::{Created, Source, create};
-pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, start, stop};
+pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
 pub use observe::{Observed, Status, list_names, observe, reconcile};
 
 use std::path::PathBuf;
