@@ -226,6 +226,26 @@ pub fn release_startup_code() -> usize {
     released
 }
 
+/// Blocks `signals` for this thread and returns a non-blocking, close-on-exec
+/// signalfd that delivers them instead (for a poll loop).
+pub fn signalfd(signals: &[nix::sys::signal::Signal]) -> Result<nix::sys::signalfd::SignalFd, String> {
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut mask = nix::sys::signal::SigSet::empty();
+    for s in signals {
+        mask.add(*s);
+    }
+    mask.thread_block().map_err(|e| format!("failed to block signals: {e}"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("failed to create a signalfd: {e}"))
+}
+
+/// Adds `O_NONBLOCK` to an open descriptor.
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    rustix::fs::fcntl_setfl(&fd, flags | rustix::fs::OFlags::NONBLOCK)?;
+    Ok(())
+}
+
 /// Unshares the mount namespace (and the namespaces in `also`), then makes every
 /// mount in the new copy private, so nothing mounted from now on propagates anywhere.
 pub fn unshare_private_mounts(also: nix::sched::CloneFlags) -> Result<(), String> {

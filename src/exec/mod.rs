@@ -17,8 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use thiserror::Error;
@@ -83,13 +82,15 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
     let pidfd = init.pidfd().ok_or_else(|| Error::NotRunning { name: name.into() })?;
     let sub = init_cgroup(&paths.cgroup_parent, name, init.pid);
 
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGCHLD, Signal::SIGWINCH] {
-        mask.add(s);
-    }
-    mask.thread_block().map_err(|e| fail(format!("failed to block signals: {e}")))?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| fail(format!("failed to create a signalfd: {e}")))?;
+    let signals = sys::signalfd(&[
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGCHLD,
+        Signal::SIGWINCH,
+    ])
+    .map_err(fail)?;
     let (ours, theirs) = channel::pair().map_err(|e| fail(format!("failed to create a socketpair: {e}")))?;
     // Without a pty the command gets pipes that this process relays: the host's own
     // stdio (perhaps the user's terminal) never reaches into the container.

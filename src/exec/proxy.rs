@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use super::{MSG_ERROR, MSG_MASTER, MSG_PID, reap};
@@ -34,15 +34,9 @@ pub fn pipes() -> std::io::Result<([OwnedFd; 3], [OwnedFd; 3])> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     for fd in [&in_w, &out_r, &err_r] {
-        set_nonblocking(fd)?;
+        sys::set_nonblocking(fd)?;
     }
     Ok(([in_r, out_w, err_w], [in_w, out_r, err_r]))
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
-    let flags = rustix::fs::fcntl_getfl(fd)?;
-    rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK)?;
-    Ok(())
 }
 
 /// Writes all of `data` to one of our stdio fds, waiting when it is full; false when
@@ -143,7 +137,7 @@ impl Relay {
                         }
                         self.raw = RawMode::enable(stdin()).ok();
                     }
-                    let _ = set_nonblocking(&m);
+                    let _ = sys::set_nonblocking(&m);
                     self.master = Some(m);
                 }
             }
@@ -309,11 +303,7 @@ pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
     let early = reader.buffer().to_vec();
     let mut stream: UnixStream = reader.into_inner();
 
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block().map_err(|e| format!("failed to block SIGWINCH: {e}"))?;
-    let signals =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| e.to_string())?;
+    let signals = sys::signalfd(&[Signal::SIGWINCH])?;
 
     eprint!("Connected to the console of {name}. Type Ctrl-a q to detach.\r\n");
     let raw = if tty { RawMode::enable(stdin()).ok() } else { None };

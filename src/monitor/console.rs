@@ -14,7 +14,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::Mode;
 
 use crate::sys;
 
@@ -115,8 +115,7 @@ impl Console {
         }
         rustix::fs::fchmod(&slave, Mode::from_raw_mode(0o620))?;
         sys::set_winsize(master.as_fd(), 24, 80)?;
-        let flags = rustix::fs::fcntl_getfl(&master)?;
-        rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
+        sys::set_nonblocking(&master)?;
         Ok(Console {
             master,
             _slave: slave,

@@ -19,8 +19,8 @@ use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use crate::cgroup::{ContainerCgroup, Layout};
@@ -170,16 +170,9 @@ impl Monitor {
                 return Err(fail(format!("failed to allocate the console pty: {e}"), status));
             }
         };
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
-            mask.add(s);
-        }
-        if let Err(e) = mask.thread_block() {
-            return Err(fail(format!("failed to block signals: {e}"), status));
-        }
-        let signals = match SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        let signals = match crate::sys::signalfd(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD]) {
             Ok(s) => s,
-            Err(e) => return Err(fail(format!("failed to create a signalfd: {e}"), status)),
+            Err(e) => return Err(fail(e, status)),
         };
         let me = match crate::state::Proc::of(std::process::id() as i32) {
             Ok(p) => p,
