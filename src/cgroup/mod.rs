@@ -440,11 +440,7 @@ fn subdirs(dir: &std::os::fd::OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
-    if let Ok(fd) = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
+    if let Ok(fd) = open_dir_at(rustix::fs::CWD, dir.as_os_str()) {
         collect_pids_at(&fd, out);
     }
 }
@@ -471,14 +467,10 @@ fn collect_pids_at(dir: &std::os::fd::OwnedFd, out: &mut Vec<i32>) {
 
 fn remove_tree(dir: &Path) -> Result<(), Error> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
-    let parent_fd = match rustix::fs::open(
-        parent,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
+    let parent_fd = match open_dir_at(rustix::fs::CWD, parent.as_os_str()) {
         Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(Error::Remove { path: dir.to_path_buf(), source: e.into() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Remove { path: dir.to_path_buf(), source }),
     };
     remove_at(&parent_fd, name, dir)
 }
