@@ -137,25 +137,14 @@ fn a_malformed_config_is_reported_with_file_and_line_and_never_half_applied() {
 
     // config edit from stdin refuses a broken replacement and keeps the file.
     std::fs::write(&path, &good).unwrap();
-    let mut child = h
-        .cmd(&["config", "edit", "bb"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"schema = 7\n").unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = h.run_with_input(&["config", "edit", "bb"], b"schema = 7\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("schema 7 is not supported"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), good);
 
     // ...and applies a valid one.
     let edited = good.replace("stop_timeout = 30", "stop_timeout = 7");
-    let mut child = h.cmd(&["config", "edit", "bb"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), edited.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
+    assert!(h.run_with_input(&["config", "edit", "bb"], edited.as_bytes()).status.success());
     assert_eq!(h.ok(&["config", "get", "bb", "init.stop_timeout"]).trim(), "7");
     let json: serde_json::Value =
         serde_json::from_str(&h.ok(&["config", "get", "bb", "init.command", "--format", "json"])).unwrap();

@@ -99,15 +99,7 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
     assert_eq!(h.exec_status("deb", &["no-such-command"]), 127);
 
     // Pipes work without a terminal.
-    let mut child = h
-        .cmd(&["exec", "deb", "--", "cat"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"hi\n").unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = h.run_with_input(&["exec", "deb", "--", "cat"], b"hi\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 
     // No host variable leaks in.

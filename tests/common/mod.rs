@@ -87,6 +87,20 @@ impl Hutch {
         self.cmd(args).output().expect("hutch runs")
     }
 
+    /// Runs with `input` on stdin (then end-of-file), capturing stdout and stderr.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("hutch runs");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
     /// Runs and requires success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
