@@ -28,6 +28,7 @@ pub mod runtime;
 pub mod signal;
 pub mod size;
 pub mod state;
+pub mod storage;
 pub mod sys;
 pub mod term;
 

@@ -73,6 +73,16 @@ impl Paths {
     pub fn host_share(&self, name: &str) -> PathBuf {
         self.runtime(name).join("host")
     }
+    /// The image cache: `images/ID/{rootfs,image.toml}`.
+    pub fn images(&self) -> PathBuf {
+        self.state.join("images")
+    }
+    pub fn image(&self, id: &str) -> PathBuf {
+        self.images().join(id)
+    }
+    pub fn image_rootfs(&self, id: &str) -> PathBuf {
+        self.image(id).join("rootfs")
+    }
     pub fn locks(&self) -> PathBuf {
         self.run.join("locks")
     }

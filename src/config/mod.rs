@@ -83,8 +83,17 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rootfs {
-    /// Relative to the container's directory, or absolute.
+    /// Relative to the container's directory, or absolute. For overlay storage, the
+    /// mountpoint of the merged view.
     pub path: String,
+    /// How the rootfs is stored: `dir` (a full copy), `overlay` (over a cached image),
+    /// `btrfs` (a snapshot of a cached image).
+    #[serde(default, skip_serializing_if = "crate::storage::Kind::is_dir")]
+    pub storage: crate::storage::Kind,
+    /// The id of the cached image the rootfs was made from; for overlay storage its
+    /// rootfs is the lower layer, so the image is kept while this container exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,7 +158,7 @@ impl Config {
         Config {
             schema: SCHEMA,
             hostname: None,
-            rootfs: Rootfs { path: "rootfs".into() },
+            rootfs: Rootfs { path: "rootfs".into(), storage: crate::storage::Kind::Dir, image: None },
             init,
             security: Security { privileged },
             idmap: None,
@@ -200,6 +209,14 @@ impl Config {
         }
         if self.rootfs.path.is_empty() || self.rootfs.path.contains('\0') {
             return bad("rootfs.path", "must be a non-empty path".into());
+        }
+        if let Some(id) = &self.rootfs.image {
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return bad("rootfs.image", format!("{id:?} is not an image id (letters, digits, '-' and '_')"));
+            }
+        }
+        if self.rootfs.storage == crate::storage::Kind::Overlay && self.rootfs.image.is_none() {
+            return bad("rootfs.image", "overlay storage needs the id of the image below it".into());
         }
         match self.init.command.first() {
             None => return bad("init.command", "must name a program".into()),
@@ -263,6 +280,16 @@ impl Config {
     pub fn rootfs_path(&self, container_dir: &Path) -> PathBuf {
         let p = Path::new(&self.rootfs.path);
         if p.is_absolute() { p.to_path_buf() } else { container_dir.join(p) }
+    }
+
+    /// The overlay layers of the rootfs, for overlay storage.
+    pub fn layers(&self, paths: &crate::paths::Paths, container_dir: &Path) -> Option<crate::storage::Layers> {
+        match (self.rootfs.storage, &self.rootfs.image) {
+            (crate::storage::Kind::Overlay, Some(id)) => {
+                Some(crate::storage::Layers { lower: paths.image_rootfs(id), rw: container_dir.join("overlay") })
+            }
+            _ => None,
+        }
     }
 
     pub fn halt_signal(&self) -> i32 {

@@ -57,7 +57,18 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     let rootfs = config.rootfs_path(&paths.container(name));
     crate::rootfs::check_dir(&rootfs)?;
     let init = &config.init.command[0];
-    if crate::rootfs::resolve_executable(&rootfs, init).is_none() {
+    let layers = config.layers(paths, &paths.container(name));
+    if let Some(layers) = &layers {
+        if !layers.lower.is_dir() {
+            return Err(Error::StartFailed {
+                name: name.into(),
+                message: format!("its image is missing from the cache ({} does not exist)", layers.lower.display()),
+            });
+        }
+    }
+    // An overlay's init is checked by the kernel at exec (the merged view exists only
+    // inside the monitor's mount namespace).
+    if layers.is_none() && crate::rootfs::resolve_executable(&rootfs, init).is_none() {
         return Err(Error::StartFailed {
             name: name.into(),
             message: format!("init {init} is not an executable file in the root filesystem {}", rootfs.display()),

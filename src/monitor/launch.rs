@@ -18,8 +18,6 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::mount::OpenTreeFlags;
-
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 use crate::runtime::child::{self, ChildSpec};
@@ -67,7 +65,7 @@ pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
     if let Err(e) = cgroup.attach(pid) {
         return Err(abort(e.to_string()));
     }
-    let tree = match rootfs_mount(&spec.rootfs, pid, idmap.is_some()) {
+    let tree = match rootfs_mount(spec, pid, idmap.as_ref()) {
         Ok(t) => t,
         Err(e) => return Err(abort(e)),
     };
@@ -130,29 +128,20 @@ fn write_maps(pid: i32, map: &IdMap) -> Result<(), String> {
     Ok(())
 }
 
-/// A detached copy of the rootfs (with any submounts), idmapped to the child's user
+/// A detached mount of the rootfs (or of its overlay), idmapped to the child's user
 /// namespace when unprivileged.
-fn rootfs_mount(rootfs: &Path, pid: i32, idmapped: bool) -> Result<OwnedFd, String> {
-    let tree = rustix::mount::open_tree(
-        rustix::fs::CWD,
-        rootfs,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
-    )
-    .map_err(|e| format!("failed to open the root filesystem {}: {e}", rootfs.display()))?;
-    if idmapped {
-        let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))
-            .map_err(|e| format!("failed to open the container's user namespace: {e}"))?;
-        sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV, 0, Some(userns.as_fd()))
-            .map_err(|e| {
-                let fstype =
-                    rustix::fs::statfs(rootfs).map(|s| format!("{:#x}", s.f_type)).unwrap_or_else(|_| "unknown".into());
-                format!(
-                    "failed to create an idmapped mount of the root filesystem {} (filesystem magic {fstype}): {e}; \
-                 idmapped mounts need Linux 5.12 or later and a filesystem that supports them \
-                 (ext4, xfs, btrfs, tmpfs, overlayfs); or create the container with --privileged",
-                    rootfs.display()
-                )
-            })?;
-    }
-    Ok(tree)
+fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<OwnedFd, String> {
+    let userns = match idmap {
+        Some(_) => Some(
+            std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                .map_err(|e| format!("failed to open the container's user namespace: {e}"))?,
+        ),
+        None => None,
+    };
+    let userns = userns.as_ref().zip(idmap).map(|(f, m)| crate::storage::overlay::Userns {
+        fd: f.as_fd(),
+        root_uid: m.uid,
+        root_gid: m.gid,
+    });
+    crate::storage::root_mount(&spec.rootfs, spec.layers.as_ref(), userns, &spec.scratch)
 }

@@ -325,6 +325,8 @@ impl Monitor {
             host_share: self.paths.host_share(&self.name),
         });
         Ok(ChildSpec {
+            layers: self.config.layers(&self.paths, &container_dir),
+            scratch: self.paths.runtime(&self.name),
             rootfs,
             steps,
             hostname: self.config.hostname.clone().unwrap_or_else(|| self.name.clone()),

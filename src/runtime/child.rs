@@ -32,6 +32,10 @@ use crate::sys;
 pub struct ChildSpec {
     /// Host path of the root filesystem (the mount is attached on top of it).
     pub rootfs: std::path::PathBuf,
+    /// The overlay layers when the rootfs is an overlay over a cached image.
+    pub layers: Option<crate::storage::Layers>,
+    /// An empty directory the monitor may attach overlay layers on while starting.
+    pub scratch: std::path::PathBuf,
     pub steps: Vec<Step>,
     pub hostname: String,
     pub argv: Vec<CString>,
