@@ -15,6 +15,8 @@ pub enum Error {
     Name(#[from] crate::name::NameError),
     #[error(transparent)]
     Signal(#[from] crate::signal::SignalError),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
     #[error("failed to {action}: {message}")]
     Cli { action: String, message: String, hint: Option<String> },
 }
@@ -33,6 +35,7 @@ impl Error {
             Error::Container(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Exec(e) => e.hint(),
+            Error::Image(e) => e.hint(),
             Error::Cli { hint, .. } => hint.clone(),
             Error::Name(_) | Error::Signal(_) => None,
         }

@@ -1,37 +1,59 @@
 //! create, start, stop, restart, kill, freeze, destroy.
 
-use std::path::PathBuf;
-
-use super::notify;
+use super::{CreateArgs, notify};
 use crate::container::{self, Source, Status};
 use crate::error::Error;
 use crate::paths::Paths;
 
-pub fn create(
-    paths: &Paths,
-    name: &str,
-    dir: Option<PathBuf>,
-    tar: Option<PathBuf>,
-    privileged: bool,
-) -> Result<u8, Error> {
-    let source = match (dir, tar) {
-        (Some(d), None) => Source::Dir(d),
-        (None, Some(t)) => Source::Tar(t),
-        _ => {
-            return Err(Error::cli(format!("create {name}"), "give exactly one of --from-dir and --from-tar"));
-        }
-    };
+pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
+    let name = args.name.as_str();
+    let storage = args.storage.as_deref().map(crate::storage::Kind::parse).transpose().map_err(|e| {
+        Error::from(crate::container::Error::from(e))
+    })?;
     notify(&container::collect_leftovers(paths));
+    let mut notices = Vec::new();
+    let source = if let Some(d) = args.from_dir {
+        Source::Dir(d)
+    } else if let Some(t) = args.from_tar {
+        Source::Tar(t)
+    } else if let Some(reference) = &args.template {
+        // Checked before anything is fetched: the name must be usable.
+        crate::name::validate(name)?;
+        let req = super::image_cmd::request(reference, &args.pull, false)?;
+        let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
+        notify(&std::mem::take(&mut notices));
+        if got.cached {
+            eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());
+        }
+        Source::Image { meta: got.meta, storage }
+    } else if let Some(image) = &args.image {
+        let meta = crate::image::cache::Cache::new(paths).resolve(image)?;
+        Source::Image { meta, storage }
+    } else {
+        return Err(Error::cli(format!("create {name}"), "give one of -t, --image, --from-dir and --from-tar"));
+    };
+    if storage.is_some() && !matches!(source, Source::Image { .. }) {
+        return Err(Error::cli(
+            format!("create {name}"),
+            "--storage applies to containers made from an image (-t or --image)",
+        ));
+    }
+    let privileged = args.privileged;
     let created = container::create(paths, name, &source, privileged)?;
     notify(&created.notices);
     println!(
-        "Created {name} ({}, {} init {}, halt signal {})",
+        "Created {name} ({}, {} init {}, halt signal {}{})",
         if privileged { "privileged" } else { "unprivileged" },
         created.init_family,
         created.config.init.command[0],
-        created.config.init.halt_signal
+        created.config.init.halt_signal,
+        if created.config.rootfs.storage.is_dir() {
+            String::new()
+        } else {
+            format!(", {} storage", created.config.rootfs.storage.as_str())
+        }
     );
-    Ok(0)
+    Ok(())
 }
 
 pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {

@@ -3,6 +3,7 @@
 //! exit with the command's own status.
 
 mod config_cmd;
+mod image_cmd;
 mod inspect;
 mod lifecycle;
 mod run;
@@ -33,20 +34,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Create a container from a root filesystem directory or archive
-    #[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
-    Create {
-        name: String,
-        /// Copy this root filesystem directory
-        #[arg(long, value_name = "DIR", group = "source")]
-        from_dir: Option<PathBuf>,
-        /// Unpack this archive (.tar, .tar.gz, .tar.xz, .tar.zst)
-        #[arg(long, value_name = "FILE", group = "source")]
-        from_tar: Option<PathBuf>,
-        /// Run without a user namespace (container root is host root)
+    /// Create a container from a distribution template, a cached image, a directory or an archive
+    Create(CreateArgs),
+    /// Create a container and start it
+    Launch {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once init reports it has finished booting
         #[arg(long)]
-        privileged: bool,
+        wait: bool,
     },
+    /// Manage the image cache
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Turn a stopped container into a cached image with an alias
+    Publish { name: String, alias: String },
     /// Boot a container
     Start {
         name: String,
@@ -155,6 +159,85 @@ pub enum Cmd {
     },
 }
 
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("rootfs_source").required(true).multiple(false))]
+pub struct CreateArgs {
+    pub name: String,
+    /// A distribution and release from the templates: ubuntu:24.04, debian:12, alpine:3.20, busybox...
+    #[arg(short = 't', long = "template", value_name = "DISTRO[:RELEASE]", group = "rootfs_source")]
+    pub template: Option<String>,
+    /// A cached image, by alias or id (see `hutch image list`)
+    #[arg(long, value_name = "ALIAS", group = "rootfs_source")]
+    pub image: Option<String>,
+    /// Copy this root filesystem directory
+    #[arg(long, value_name = "DIR", group = "rootfs_source")]
+    pub from_dir: Option<PathBuf>,
+    /// Unpack this archive (.tar, .tar.gz, .tar.xz, .tar.zst)
+    #[arg(long, value_name = "FILE", group = "rootfs_source")]
+    pub from_tar: Option<PathBuf>,
+    #[command(flatten)]
+    pub pull: PullArgs,
+    /// How the rootfs is stored: overlay (default) or btrfs over the cached image, or a full copy (dir)
+    #[arg(long, value_name = "KIND", value_parser = ["overlay", "btrfs", "dir"])]
+    pub storage: Option<String>,
+    /// Run without a user namespace (container root is host root)
+    #[arg(long)]
+    pub privileged: bool,
+}
+
+/// Where an image comes from, for `create -t` and `image pull`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PullArgs {
+    /// Architecture (default: the host's): amd64, arm64...
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// Image variant on the image server (default: default)
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+    /// Use only this kind of source from the template
+    #[arg(long, value_name = "KIND", value_parser = ["image-server", "debootstrap", "dnf", "busybox", "tar"])]
+    pub source: Option<String>,
+    /// Image server in LXC's format (default: https://images.linuxcontainers.org)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Package mirror for debootstrap, dnf and tar sources
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// List cached images
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Fetch or build an image into the cache (again, if it is there already)
+    Pull {
+        /// DISTRO[:RELEASE]
+        reference: String,
+        #[command(flatten)]
+        pull: PullArgs,
+    },
+    /// Remove a cached image (refused while a container stands on it)
+    Rm { image: String },
+    /// Add a root filesystem archive to the cache
+    Import {
+        file: PathBuf,
+        #[arg(long, value_name = "ALIAS")]
+        alias: Option<String>,
+    },
+    /// Write a cached image as an image-server tree (index, SHA256SUMS, rootfs, metadata)
+    Export {
+        image: String,
+        dir: PathBuf,
+        /// xz compression level, 0-9
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=9))]
+        level: u32,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
     /// Print the configuration file
@@ -232,9 +315,14 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
     let paths = Paths::new(cli.root.as_deref());
     match cli.cmd {
-        Cmd::Create { name, from_dir, from_tar, privileged } => {
-            lifecycle::create(&paths, &name, from_dir, from_tar, privileged)
+        Cmd::Create(args) => lifecycle::create(&paths, args).map(|_| 0),
+        Cmd::Launch { create, wait } => {
+            let name = create.name.clone();
+            lifecycle::create(&paths, create)?;
+            lifecycle::start(&paths, &name, wait)
         }
+        Cmd::Image { cmd } => image_cmd::run(&paths, cmd),
+        Cmd::Publish { name, alias } => image_cmd::publish(&paths, &name, &alias),
         Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
         Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),

@@ -11,11 +11,14 @@ use crate::fsutil;
 use crate::lock::Lock;
 use crate::paths::Paths;
 use crate::rootfs;
+use crate::storage;
 
 #[derive(Debug, Clone)]
 pub enum Source {
     Dir(PathBuf),
     Tar(PathBuf),
+    /// A cached image, cloned by the given storage (default: by the cache's filesystem).
+    Image { meta: crate::image::cache::Meta, storage: Option<storage::Kind> },
 }
 
 #[derive(Debug)]
@@ -52,6 +55,7 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
             rootfs::check_dir(dir)?;
             rootfs::detect_init(dir)?;
         }
+        Source::Image { .. } => {}
         Source::Tar(file) => {
             let md = std::fs::metadata(file).map_err(|source| rootfs::Error::Read { path: file.clone(), source })?;
             if !md.is_file() {
@@ -81,7 +85,13 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
     }
     fsutil::ensure_dir(&staging.path, 0o700).map_err(io_err("create", &staging.path))?;
     let rootfs = staging.path.join("rootfs");
+    let mut kind = storage::Kind::Dir;
     match source {
+        Source::Image { meta, storage: wanted } => {
+            let image_rootfs = paths.image_rootfs(&meta.id);
+            kind = wanted.unwrap_or_else(|| storage::default_for(&image_rootfs));
+            storage::clone_image(kind, &image_rootfs, &staging.path, privileged)?;
+        }
         Source::Dir(dir) => {
             let stats = rootfs::copy::copy_tree(dir, &rootfs, privileged)
                 .map_err(|source| rootfs::Error::Copy { path: dir.clone(), source })?;
@@ -109,20 +119,40 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
             }
         }
     }
-    let (init, family) = rootfs::detect_init(&rootfs).map_err(|e| match e {
+    // The rootfs as it will look inside, for reading: an overlay's starts as its image.
+    let layers = match source {
+        Source::Image { meta, .. } if kind == storage::Kind::Overlay => {
+            Some(storage::Layers { lower: paths.image_rootfs(&meta.id), rw: staging.path.join("overlay") })
+        }
+        _ => None,
+    };
+    let view = layers.as_ref().map_or(rootfs.clone(), |l| l.lower.clone());
+    let (init, family) = rootfs::detect_init(&view).map_err(|e| match e {
         rootfs::Error::NoInit { tried, .. } => rootfs::Error::NoInit {
             path: match source {
                 Source::Dir(d) => d.clone(),
                 Source::Tar(t) => t.clone(),
+                Source::Image { meta, .. } => paths.image_rootfs(&meta.id),
             },
             tried,
         },
         other => other,
     })?;
-    // systemd applies /etc/hostname over the hostname it is given, so write it.
-    rootfs::write_file(&rootfs, "/etc/hostname", format!("{name}\n").as_bytes(), 0o644)
-        .map_err(io_err("write /etc/hostname in", &rootfs))?;
-    let config = Config::new(init, privileged);
+    let distro = match source {
+        Source::Image { meta, .. } => Some((meta.distro.clone(), meta.release.clone())),
+        _ => crate::image::cache::os_release(&view),
+    };
+    let custom = super::customize::plan(name, distro.as_ref(), init, family)?;
+    match &layers {
+        Some(l) => storage::overlay::with_merged(l, &rootfs, |root| custom.apply(root).map_err(|e| e.to_string()))?,
+        None => custom.apply(&rootfs)?,
+    }
+    let (init, family) = (custom.init.clone(), custom.family);
+    let mut config = Config::new(init, privileged);
+    config.rootfs.storage = kind;
+    if let Source::Image { meta, .. } = source {
+        config.rootfs.image = Some(meta.id.clone());
+    }
     config.save(&staging.path.join("config.toml"))?;
     fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
 

@@ -3,6 +3,7 @@
 //! reconciliation (clearing what a crash or host reboot left behind).
 
 mod create;
+mod customize;
 mod lifecycle;
 mod observe;
 
@@ -44,6 +45,12 @@ pub enum Error {
     Cgroup(#[from] crate::cgroup::Error),
     #[error(transparent)]
     Idmap(#[from] crate::idmap::Error),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::Error),
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+    #[error(transparent)]
+    Distro(#[from] crate::distro::Error),
 }
 
 impl Error {
@@ -68,6 +75,9 @@ impl Error {
             Error::Rootfs(e) => e.hint(),
             Error::Cgroup(e) => e.hint(),
             Error::Idmap(e) => e.hint(),
+            Error::Storage(e) => e.hint(),
+            Error::Image(e) => e.hint(),
+            Error::Distro(e) => e.hint(),
             _ => None,
         }
     }

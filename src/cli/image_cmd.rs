@@ -1,0 +1,120 @@
+//! image list, pull, rm, import, export; publish.
+
+use serde::Serialize;
+
+use super::{ImageCmd, PullArgs, notify};
+use crate::error::Error;
+use crate::image::cache::{Cache, Meta};
+use crate::image::obtain::{self, Request};
+use crate::image::publish;
+use crate::lock::Lock;
+use crate::output::{self, Format, JSON_VERSION};
+use crate::paths::Paths;
+
+pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Request, Error> {
+    let mut req = Request::parse(reference)?;
+    req.arch = pull.arch.clone();
+    req.variant = pull.variant.clone();
+    req.source = pull.source.clone();
+    req.server = pull.server.clone();
+    req.mirror = pull.mirror.clone();
+    req.refresh = refresh;
+    Ok(req)
+}
+
+/// Serialises cache changes (pull, rm, import, publish) between hutch processes.
+fn cache_lock(paths: &Paths) -> Result<Lock, Error> {
+    let p = paths.locks().join("images.lock");
+    Lock::acquire(&p).map_err(|e| Error::cli(format!("lock {}", p.display()), e.to_string()))
+}
+
+pub fn run(paths: &Paths, cmd: ImageCmd) -> Result<u8, Error> {
+    let cache = Cache::new(paths);
+    let mut notices = Vec::new();
+    match cmd {
+        ImageCmd::List { format } => list(&cache, format)?,
+        ImageCmd::Pull { reference, pull } => {
+            let req = request(&reference, &pull, true)?;
+            let _lock = cache_lock(paths)?;
+            let got = obtain::obtain(paths, &req, &mut notices)?;
+            notify(&notices);
+            println!("Pulled {} as image {}", got.meta.describe(), got.meta.id);
+        }
+        ImageCmd::Rm { image } => {
+            let _lock = cache_lock(paths)?;
+            let meta = cache.resolve(&image)?;
+            cache.remove(&meta)?;
+            println!("Removed image {} ({})", meta.id, meta.describe());
+        }
+        ImageCmd::Import { file, alias } => {
+            let _lock = cache_lock(paths)?;
+            let meta = publish::import(paths, &file, alias.as_deref(), &mut notices)?;
+            notify(&notices);
+            println!("Imported {} as image {} ({})", file.display(), meta.id, meta.describe());
+        }
+        ImageCmd::Export { image, dir, level } => {
+            let meta = cache.resolve(&image)?;
+            let at = publish::export(paths, &meta, &dir, level)?;
+            println!("Exported image {} to {}", meta.id, at.display());
+            println!("Serve {} over HTTP and create with --server URL", dir.display());
+        }
+    }
+    Ok(0)
+}
+
+pub fn publish(paths: &Paths, name: &str, alias: &str) -> Result<u8, Error> {
+    crate::container::require_exists(paths, name)?;
+    let _lock = Lock::acquire(&paths.lock(name))
+        .map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+    let status = crate::container::observe(paths, name).status;
+    if status != crate::container::Status::Stopped {
+        return Err(Error::with_hint(
+            format!("publish {name}"),
+            format!("it is {}", status.as_str()),
+            format!("stop it first with `hutch stop {name}`"),
+        ));
+    }
+    let _cache = cache_lock(paths)?;
+    let mut notices = Vec::new();
+    let meta = publish::publish(paths, name, alias, &mut notices)?;
+    notify(&notices);
+    println!("Published {name} as image {} (alias {alias}, {})", meta.id, meta.describe());
+    Ok(0)
+}
+
+fn list(cache: &Cache<'_>, format: Format) -> Result<(), Error> {
+    let images = cache.list()?;
+    match format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                format_version: u32,
+                images: &'a [Meta],
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, images: &images })
+                    .expect("serialisable")
+            );
+        }
+        Format::Text => {
+            let rows: Vec<Vec<String>> = images
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.id.clone(),
+                        if m.aliases.is_empty() { "-".into() } else { m.aliases.join(",") },
+                        m.distro.clone(),
+                        m.release.clone(),
+                        m.arch.clone(),
+                        m.variant.clone(),
+                        m.source.clone(),
+                        m.build.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&["ID", "ALIASES", "DISTRO", "RELEASE", "ARCH", "VARIANT", "SOURCE", "BUILD"], &rows));
+        }
+    }
+    Ok(())
+}
