@@ -64,8 +64,7 @@ pub fn run(paths: &Paths, cmd: ImageCmd) -> Result<u8, Error> {
 
 pub fn publish(paths: &Paths, name: &str, alias: &str) -> Result<u8, Error> {
     crate::container::require_exists(paths, name)?;
-    let _lock = Lock::acquire(&paths.lock(name))
-        .map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+    let _lock = Lock::acquire(&paths.lock(name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
     let status = crate::container::observe(paths, name).status;
     if status != crate::container::Status::Stopped {
         return Err(Error::with_hint(
@@ -113,7 +112,10 @@ fn list(cache: &Cache<'_>, format: Format) -> Result<(), Error> {
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&["ID", "ALIASES", "DISTRO", "RELEASE", "ARCH", "VARIANT", "SOURCE", "BUILD"], &rows));
+            print!(
+                "{}",
+                output::table(&["ID", "ALIASES", "DISTRO", "RELEASE", "ARCH", "VARIANT", "SOURCE", "BUILD"], &rows)
+            );
         }
     }
     Ok(())

@@ -7,9 +7,12 @@ use crate::paths::Paths;
 
 pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     let name = args.name.as_str();
-    let storage = args.storage.as_deref().map(crate::storage::Kind::parse).transpose().map_err(|e| {
-        Error::from(crate::container::Error::from(e))
-    })?;
+    let storage = args
+        .storage
+        .as_deref()
+        .map(crate::storage::Kind::parse)
+        .transpose()
+        .map_err(|e| Error::from(crate::container::Error::from(e)))?;
     notify(&container::collect_leftovers(paths));
     let mut notices = Vec::new();
     let source = if let Some(d) = args.from_dir {

@@ -18,7 +18,10 @@ pub enum Source {
     Dir(PathBuf),
     Tar(PathBuf),
     /// A cached image, cloned by the given storage (default: by the cache's filesystem).
-    Image { meta: crate::image::cache::Meta, storage: Option<storage::Kind> },
+    Image {
+        meta: crate::image::cache::Meta,
+        storage: Option<storage::Kind>,
+    },
 }
 
 #[derive(Debug)]

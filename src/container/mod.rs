@@ -49,8 +49,6 @@ pub enum Error {
     Storage(#[from] crate::storage::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
-    #[error(transparent)]
-    Distro(#[from] crate::distro::Error),
 }
 
 impl Error {
@@ -77,7 +75,6 @@ impl Error {
             Error::Idmap(e) => e.hint(),
             Error::Storage(e) => e.hint(),
             Error::Image(e) => e.hint(),
-            Error::Distro(e) => e.hint(),
             _ => None,
         }
     }

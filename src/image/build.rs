@@ -129,21 +129,22 @@ pub fn is_static_elf(path: &Path) -> bool {
 /// A minimal bootable rootfs around the host's static busybox: busybox init, a
 /// console shell, applet links, passwd and group.
 pub fn busybox(candidates: &[String], rootfs: &Path) -> Result<String, Error> {
-    let bin = candidates
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file() && is_static_elf(p))
-        .ok_or_else(|| Error::MissingProgram { program: "a static busybox".into(), package: "busybox-static".into() })?;
+    let bin = candidates.iter().map(Path::new).find(|p| p.is_file() && is_static_elf(p)).ok_or_else(|| {
+        Error::MissingProgram { program: "a static busybox".into(), package: "busybox-static".into() }
+    })?;
     let io = |action: &'static str, p: &Path| {
         let path = p.to_path_buf();
         move |e| Error::Io { action, path, source: e }
     };
-    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "proc", "sys", "dev", "run", "tmp", "root", "var/log"] {
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "proc", "sys", "dev", "run", "tmp", "root", "var/log"]
+    {
         let p = rootfs.join(d);
         std::fs::create_dir_all(&p).map_err(io("create", &p))?;
     }
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).map_err(io("chmod", rootfs))?;
-    std::fs::set_permissions(rootfs.join("root"), std::fs::Permissions::from_mode(0o700)).map_err(io("chmod", rootfs))?;
+    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+        .map_err(io("chmod", rootfs))?;
+    std::fs::set_permissions(rootfs.join("root"), std::fs::Permissions::from_mode(0o700))
+        .map_err(io("chmod", rootfs))?;
     let target = rootfs.join("bin/busybox");
     std::fs::copy(bin, &target).map_err(io("copy", bin))?;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(io("chmod", &target))?;
@@ -177,15 +178,13 @@ pub fn busybox(candidates: &[String], rootfs: &Path) -> Result<String, Error> {
         std::fs::write(&p, text).map_err(io("write", &p))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", &p))?;
     }
-    let version = String::from_utf8_lossy(
-        &Command::new(bin).output().map(|o| o.stdout).unwrap_or_default(),
-    )
-    .lines()
-    .next()
-    .and_then(|l| l.split_whitespace().nth(1))
-    .unwrap_or("unknown")
-    .trim_start_matches('v')
-    .to_string();
+    let version = String::from_utf8_lossy(&Command::new(bin).output().map(|o| o.stdout).unwrap_or_default())
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("unknown")
+        .trim_start_matches('v')
+        .to_string();
     Ok(format!("{} {version}", bin.display()))
 }
 

@@ -107,10 +107,17 @@ impl<'a> Cache<'a> {
         }))
     }
 
-    /// An image by id, unique id prefix, or alias.
+    /// An image by id, alias, `DISTRO[:RELEASE]` (the newest), or unique id prefix.
     pub fn resolve(&self, what: &str) -> Result<Meta, Error> {
         let all = self.list()?;
         if let Some(m) = all.iter().find(|m| m.id == what || m.aliases.iter().any(|a| a == what)) {
+            return Ok(m.clone());
+        }
+        // DISTRO or DISTRO:RELEASE: the newest such image.
+        let (distro, release) = what.split_once(':').map_or((what, None), |(d, r)| (d, Some(r)));
+        if let Some(m) =
+            all.iter().rev().find(|m| m.distro == distro && release.is_none_or(|r| m.release.eq_ignore_ascii_case(r)))
+        {
             return Ok(m.clone());
         }
         let by_prefix: Vec<&Meta> = all.iter().filter(|m| what.len() >= 4 && m.id.starts_with(what)).collect();

@@ -69,7 +69,9 @@ impl Error {
             Error::Storage(e) => e.hint(),
             Error::MissingProgram { package, .. } => Some(format!("install the {package} package")),
             Error::NoMirror { distro } => Some(format!("give one with --mirror URL (a {distro} package archive)")),
-            Error::Checksum { .. } => Some("nothing was cached; the download was corrupt or the server is wrong".into()),
+            Error::Checksum { .. } => {
+                Some("nothing was cached; the download was corrupt or the server is wrong".into())
+            }
             Error::NotInIndex { .. } => Some("pick a release the server has, or another --source".into()),
             _ => None,
         }

@@ -8,9 +8,6 @@ use super::template::{self, MirrorFrom, Release, Source, Template};
 use super::{Error, build, fetch, index, mirror};
 use crate::paths::Paths;
 
-/// The image server used when neither `--server` nor the template names another.
-pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org";
-
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub distro: String,
@@ -54,7 +51,8 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
         }
     }
     let all = tpl.sources_for(rel);
-    let wanted = if req.server.is_some() && req.source.is_none() { Some("image-server") } else { req.source.as_deref() };
+    let wanted =
+        if req.server.is_some() && req.source.is_none() { Some("image-server") } else { req.source.as_deref() };
     let sources: Vec<&Source> = all.iter().filter(|s| wanted.is_none_or(|k| s.kind() == k)).collect();
     if sources.is_empty() {
         let kinds: Vec<&str> = all.iter().map(|s| s.kind()).collect();
@@ -116,7 +114,10 @@ impl Ctx<'_> {
             Source::Debootstrap { mirror: from, variant, components, include, exclude, .. } => {
                 let mirror = self.mirror(*from)?;
                 let staging = self.staging(&cache, notices)?;
-                notices_now(notices, format!("building {}:{} with debootstrap from {mirror}", self.tpl.distro, self.rel.name));
+                notices_now(
+                    notices,
+                    format!("building {}:{} with debootstrap from {mirror}", self.tpl.distro, self.rel.name),
+                );
                 build::debootstrap(
                     &build::Debootstrap {
                         suite: &self.rel.name,
@@ -135,7 +136,10 @@ impl Ctx<'_> {
             Source::Dnf { mirror: from, host_ids, repos, packages } => {
                 let rpm_arch = source.arch_for(self.arch).unwrap_or_else(|| self.arch.to_string());
                 let repos: Vec<(String, String)> = match self.mirror(*from) {
-                    Ok(m) => repos.iter().map(|r| (r.name.clone(), template::expand(&r.baseurl, &m, self.rel, &rpm_arch))).collect(),
+                    Ok(m) => repos
+                        .iter()
+                        .map(|r| (r.name.clone(), template::expand(&r.baseurl, &m, self.rel, &rpm_arch)))
+                        .collect(),
                     Err(_) if *from == MirrorFrom::HostDnf && host_is(host_ids) => Vec::new(),
                     Err(e) => return Err(e),
                 };
@@ -169,19 +173,18 @@ impl Ctx<'_> {
     }
 
     fn image_server(&self, cache: &Cache<'_>, dist: &str, notices: &mut Vec<String>) -> Result<Meta, Error> {
-        let server = self.req.server.as_deref().unwrap_or(DEFAULT_SERVER).trim_end_matches('/');
+        let server = self.req.server.as_deref().unwrap_or(index::DEFAULT_SERVER).trim_end_matches('/');
         let dist = if dist.is_empty() { self.tpl.distro.as_str() } else { dist };
         let index_url = index::url_join(server, "/meta/1.0/", "index-system");
         let entries = index::parse(&fetch::text(&index_url)?);
         let names = std::iter::once(&self.rel.name).chain(self.rel.aliases.iter());
-        let entry = names
-            .filter_map(|r| index::select(&entries, dist, r, self.arch, self.variant))
-            .next()
-            .ok_or_else(|| Error::NotInIndex {
+        let entry = names.filter_map(|r| index::select(&entries, dist, r, self.arch, self.variant)).next().ok_or_else(
+            || Error::NotInIndex {
                 server: server.to_string(),
                 image: format!("{dist};{};{};{}", self.rel.name, self.arch, self.variant),
                 available: index::releases_for(&entries, dist, self.arch).join(", "),
-            })?;
+            },
+        )?;
         let sums_url = index::url_join(server, &entry.path, "SHA256SUMS");
         let url = index::url_join(server, &entry.path, "rootfs.tar.xz");
         self.download_and_unpack(cache, &url, &sums_url, "rootfs.tar.xz", "image-server", Some(&entry.build), notices)
@@ -198,10 +201,13 @@ impl Ctx<'_> {
         build: Option<&str>,
         notices: &mut Vec<String>,
     ) -> Result<Meta, Error> {
-        let sums = index::parse_sha256sums(&fetch::text(sums_url)?)?;
+        let sums = index::parse_sha256sums(sums_url, &fetch::text(sums_url)?)?;
         let expected = sums
             .get(file)
-            .ok_or_else(|| Error::Checksum { url: url.to_string(), message: format!("{sums_url} does not list {file}") })?
+            .ok_or_else(|| Error::Checksum {
+                url: url.to_string(),
+                message: format!("{sums_url} does not list {file}"),
+            })?
             .clone();
         let staging = self.staging(cache, notices)?;
         let archive = staging.dir.join(file);
@@ -262,7 +268,7 @@ impl Ctx<'_> {
         }
         let found = match from {
             MirrorFrom::HostApt => {
-                mirror::from_apt(&self.tpl.distro, Path::new("/etc/apt"), &self.tpl.apt_suites()).map(|m| m.uri)
+                mirror::from_apt(Path::new("/etc/apt"), &self.tpl.apt_suites(), Some(self.arch)).map(|m| m.uri)
             }
             MirrorFrom::HostDnf | MirrorFrom::Config => None,
         };
@@ -295,8 +301,7 @@ pub fn make_rootfs_dir(path: &Path) -> Result<(), Error> {
 pub fn unpack_into(archive: &Path, staging: &Staging) -> Result<(), Error> {
     let total = std::fs::metadata(archive).map(|m| m.len()).ok();
     let progress = super::progress::Progress::bytes("unpacking", total);
-    let opts = crate::rootfs::unpack::Options { privileged: false, max_bytes: None };
-    crate::rootfs::unpack::unpack_with(archive, &staging.rootfs(), &opts, Some(&mut |n| progress.set(n)))?;
+    crate::rootfs::unpack::unpack(archive, &staging.rootfs(), false)?; // TODO(merge): unpack_with + progress
     progress.finish();
     Ok(())
 }

@@ -28,14 +28,17 @@ pub fn publish(paths: &Paths, name: &str, alias: &str, notices: &mut Vec<String>
     let staging = cache.stage(notices)?;
     let dst = staging.rootfs();
     let copy = |src: &Path| {
-        crate::rootfs::copy::copy_tree(src, &dst, true).map(|_| ()).map_err(|e| format!("failed to copy {}: {e}", src.display()))
+        crate::rootfs::copy::copy_tree(src, &dst, true)
+            .map(|_| ())
+            .map_err(|e| format!("failed to copy {}: {e}", src.display()))
     };
     match config.layers(paths, &dir) {
         Some(layers) => {
             let view = config.rootfs_path(&dir);
             crate::storage::overlay::with_merged(&layers, &view, copy)?;
         }
-        None => copy(&config.rootfs_path(&dir)).map_err(|message| Error::Build { what: format!("publish {name}"), message })?,
+        None => copy(&config.rootfs_path(&dir))
+            .map_err(|message| Error::Build { what: format!("publish {name}"), message })?,
     }
     let (distro, release) = cache::os_release(&dst).unwrap_or_else(|| ("unknown".into(), "unknown".into()));
     let created = cache::now();
@@ -155,7 +158,8 @@ pub fn import(paths: &Paths, file: &Path, alias: Option<&str>, notices: &mut Vec
             message: "it is not a regular file".into(),
         }));
     }
-    let sha = super::fetch::sha256_file(file).map_err(|e| Error::Io { action: "read", path: file.into(), source: e })?;
+    let sha =
+        super::fetch::sha256_file(file).map_err(|e| Error::Io { action: "read", path: file.into(), source: e })?;
     if let Some(existing) = cache.list()?.into_iter().find(|m| m.sha256.as_deref() == Some(sha.as_str())) {
         notices.push(format!("{} is already cached as image {}", file.display(), existing.id));
         let mut existing = existing;
