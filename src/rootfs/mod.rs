@@ -6,7 +6,13 @@
 //! followed inside the rootfs, never on the host.
 
 pub mod copy;
+mod in_root;
 pub mod unpack;
+
+pub use in_root::{
+    chown_in_root, exists_in_root, lstat_in_root, mkdir_in_root, mkdir_in_root_owned, read_file_in_root,
+    symlink_in_root,
+};
 
 use std::io;
 use std::path::{Path, PathBuf};
