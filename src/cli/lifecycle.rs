@@ -45,8 +45,9 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     let created = container::create(paths, name, &source, privileged)?;
     notify(&created.notices);
     println!(
-        "Created {name} ({}, {} init {}, halt signal {}{})",
+        "Created {name} ({}{}, {} init {}, halt signal {}{})",
         if privileged { "privileged" } else { "unprivileged" },
+        created.distro.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
         created.init_family,
         created.config.init.command[0],
         created.config.init.halt_signal,

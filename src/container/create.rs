@@ -27,6 +27,8 @@ pub enum Source {
 #[derive(Debug)]
 pub struct Created {
     pub init_family: &'static str,
+    /// The distro-config applied, if hutch knows the distribution.
+    pub distro: Option<String>,
     pub config: Config,
     pub notices: Notices,
 }
@@ -145,12 +147,14 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
         Source::Image { meta, .. } => Some((meta.distro.clone(), meta.release.clone())),
         _ => crate::image::cache::os_release(&view),
     };
-    let custom = super::customize::plan(name, distro.as_ref(), init, family)?;
+    // No NICs yet: networking is configured when a container gets one.
+    let custom = super::customize::plan(name, distro.as_ref(), init, family, 0)?;
     match &layers {
         Some(l) => storage::overlay::with_merged(l, &rootfs, |root| custom.apply(root).map_err(|e| e.to_string()))?,
         None => custom.apply(&rootfs)?,
     }
     let (init, family) = (custom.init.clone(), custom.family);
+    let distro = custom.distro().map(str::to_string);
     let mut config = Config::new(init, privileged);
     config.rootfs.storage = kind;
     if let Source::Image { meta, .. } = source {
@@ -168,7 +172,7 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
     })?;
     let mut staging = staging;
     staging.armed = false;
-    Ok(Created { init_family: family, config, notices })
+    Ok(Created { init_family: family, distro, config, notices })
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -1,13 +1,17 @@
 //! What `create` writes into a new container's rootfs so its distribution boots well
 //! in a container: the distro-config of its distribution (hostname, hosts, a fresh
-//! machine-id, network configuration, units to mask, the console getty) when hutch
+//! machine-id, units to mask, the console getty, network configuration) when hutch
 //! knows the distribution, else just the hostname. Every write resolves inside the
 //! rootfs.
+//!
+//! Network configuration is written only for NICs the container has: a config for an
+//! absent eth0 makes ifupdown's networking.service fail, and the boot `degraded`.
 
 use std::path::Path;
 
 use super::Error;
 use crate::config::Init;
+use crate::distro::{self, Effective, Style};
 use crate::rootfs;
 
 pub struct Customization {
@@ -15,23 +19,56 @@ pub struct Customization {
     pub init: Init,
     pub family: &'static str,
     name: String,
+    distro: Option<Effective>,
 }
 
-/// Decides what to write for container `name` of `distro` (id and release, when known).
+/// Decides what to write for container `name` of `distro` (os-release id and release,
+/// when known), whose init was detected as `detected`.
 pub fn plan(
     name: &str,
-    _distro: Option<&(String, String)>,
+    distro: Option<&(String, String)>,
     detected: Init,
     family: &'static str,
+    nics: usize,
 ) -> Result<Customization, Error> {
-    Ok(Customization { init: detected, family, name: name.to_string() })
+    let eff = match distro {
+        Some((id, release)) if distro::known().contains(&id.as_str()) || override_exists(id) => {
+            let mut eff = distro::load(id, Some(Path::new(distro::DEFAULT_OVERRIDE_DIR)))?.for_release(release);
+            if nics == 0 {
+                eff.network.styles = vec![Style::None];
+            }
+            Some(eff)
+        }
+        _ => None,
+    };
+    let init = match &eff {
+        Some(e) => Init { stop_timeout: detected.stop_timeout, ..e.init.to_config() },
+        None => detected,
+    };
+    Ok(Customization { init, family, name: name.to_string(), distro: eff })
+}
+
+fn override_exists(id: &str) -> bool {
+    crate::name::validate(id).is_ok() && Path::new(distro::DEFAULT_OVERRIDE_DIR).join(format!("{id}.toml")).is_file()
 }
 
 impl Customization {
+    /// Which distro-config applies, if any.
+    pub fn distro(&self) -> Option<&str> {
+        self.distro.as_ref().map(|e| e.distro.as_str())
+    }
+
     /// Writes into the rootfs at `root` (its host path, or its merged overlay view).
     pub fn apply(&self, root: &Path) -> Result<(), Error> {
-        // systemd applies /etc/hostname over the hostname it is given, so write it.
-        rootfs::write_file(root, "/etc/hostname", format!("{}\n", self.name).as_bytes(), 0o644)
-            .map_err(super::io_err("write /etc/hostname in", root))
+        match &self.distro {
+            Some(eff) => {
+                let ctx = distro::Context::new(&self.name, &self.name).map_err(super::io_err("read", "/dev/urandom"))?;
+                distro::apply(root, eff, &ctx)?;
+                Ok(())
+            }
+            // systemd applies /etc/hostname over the hostname it is given, so write it.
+            None => rootfs::write_file(root, "/etc/hostname", format!("{}\n", self.name).as_bytes(), 0o644)
+                .map_err(super::io_err("write /etc/hostname in", root)),
+        }
     }
 }

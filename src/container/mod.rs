@@ -49,6 +49,8 @@ pub enum Error {
     Storage(#[from] crate::storage::Error),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error(transparent)]
+    Distro(#[from] crate::distro::Error),
 }
 
 impl Error {
@@ -75,6 +77,7 @@ impl Error {
             Error::Idmap(e) => e.hint(),
             Error::Storage(e) => e.hint(),
             Error::Image(e) => e.hint(),
+            Error::Distro(e) => e.hint(),
             _ => None,
         }
     }
