@@ -31,6 +31,12 @@ pub const KEYS: &[Key] = &[
         kind: KeyKind::String,
         help: "root filesystem, relative to the container directory or absolute",
     },
+    Key {
+        name: "rootfs.storage",
+        kind: KeyKind::String,
+        help: "dir, overlay or btrfs (how the rootfs is stored; set at create)",
+    },
+    Key { name: "rootfs.image", kind: KeyKind::String, help: "id of the cached image the rootfs was made from" },
     Key { name: "init.command", kind: KeyKind::List, help: "init program and arguments, e.g. [\"/sbin/init\"]" },
     Key {
         name: "init.halt_signal",

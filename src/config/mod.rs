@@ -88,7 +88,7 @@ pub struct Rootfs {
     pub path: String,
     /// How the rootfs is stored: `dir` (a full copy), `overlay` (over a cached image),
     /// `btrfs` (a snapshot of a cached image).
-    #[serde(default, skip_serializing_if = "crate::storage::Kind::is_dir")]
+    #[serde(default)]
     pub storage: crate::storage::Kind,
     /// The id of the cached image the rootfs was made from; for overlay storage its
     /// rootfs is the lower layer, so the image is kept while this container exists.
