@@ -36,6 +36,10 @@ pub enum Error {
     Unpack { archive: PathBuf, message: String },
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "failed to unpack {archive}: it needs more than the {free_mib} MiB free on {dst} (unpacked so far: {done_mib} MiB)"
+    )]
+    NoSpace { archive: PathBuf, dst: PathBuf, free_mib: u64, done_mib: u64 },
 }
 
 impl Error {
@@ -43,6 +47,7 @@ impl Error {
         match self {
             Error::NoInit { .. } => Some("point --from-dir or --from-tar at a whole distribution root filesystem (with /sbin/init), or build one with debootstrap".into()),
             Error::Unpack { .. } => Some("check that the archive is a complete .tar, .tar.gz, .tar.xz or .tar.zst of a root filesystem".into()),
+            Error::NoSpace { .. } => Some("free some space there (or use --root on a bigger filesystem), and check that the archive is the root filesystem you meant: one that unpacks to this much from a small file is a decompression bomb".into()),
             _ => None,
         }
     }
