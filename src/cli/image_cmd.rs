@@ -23,7 +23,7 @@ pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Reques
 }
 
 /// Serialises cache changes (pull, rm, import, publish) between hutch processes.
-fn cache_lock(paths: &Paths) -> Result<Lock, Error> {
+pub fn cache_lock(paths: &Paths) -> Result<Lock, Error> {
     let p = paths.locks().join("images.lock");
     Lock::acquire(&p).map_err(|e| Error::cli(format!("lock {}", p.display()), e.to_string()))
 }

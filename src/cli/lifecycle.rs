@@ -23,7 +23,10 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         // Checked before anything is fetched: the name must be usable.
         crate::name::validate(name)?;
         let req = super::image_cmd::request(reference, &args.pull, false)?;
-        let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
+        let got = {
+            let _cache = super::image_cmd::cache_lock(paths)?;
+            crate::image::obtain::obtain(paths, &req, &mut notices)?
+        };
         notify(&std::mem::take(&mut notices));
         if got.cached {
             eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());

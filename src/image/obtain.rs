@@ -301,7 +301,8 @@ pub fn make_rootfs_dir(path: &Path) -> Result<(), Error> {
 pub fn unpack_into(archive: &Path, staging: &Staging) -> Result<(), Error> {
     let total = std::fs::metadata(archive).map(|m| m.len()).ok();
     let progress = super::progress::Progress::bytes("unpacking", total);
-    crate::rootfs::unpack::unpack(archive, &staging.rootfs(), false)?; // TODO(merge): unpack_with + progress
+    let opts = crate::rootfs::unpack::Options { privileged: false, max_bytes: None };
+    crate::rootfs::unpack::unpack_with(archive, &staging.rootfs(), &opts, Some(&mut |n| progress.set(n)))?;
     progress.finish();
     Ok(())
 }
