@@ -10,6 +10,7 @@ have cc || pkgs+=(gcc)
 have pkg-config || pkgs+=(pkg-config)
 if [ "${1:-}" = --tests ]; then
     have tmux || pkgs+=(tmux)
+    have mkfs.btrfs || pkgs+=(btrfs-progs)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "deps: installing ${pkgs[*]}"

@@ -192,10 +192,16 @@ fn a_wrong_checksum_is_refused_and_nothing_is_cached() {
     copy_dir(good, &bad);
     let sums = walk(&bad).into_iter().find(|p| p.ends_with("SHA256SUMS")).unwrap();
     let text = std::fs::read_to_string(&sums).unwrap();
-    let forged: String = text
-        .lines()
-        .map(|l| if l.ends_with("rootfs.tar.xz") { format!("{}{}\n", "0".repeat(64), &l[64..]) } else { format!("{l}\n") })
-        .collect();
+    let forged: String =
+        text.lines()
+            .map(|l| {
+                if l.ends_with("rootfs.tar.xz") {
+                    format!("{}{}\n", "0".repeat(64), &l[64..])
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
     std::fs::write(&sums, forged).unwrap();
     let server = Server::start(&bad, Mode::Normal);
     let h = Hutch::new("img-badsum");
@@ -275,12 +281,7 @@ fn debootstrap_from_the_host_mirror_boots_clean() {
     }
     let h = Hutch::new("img-debootstrap");
     let out = h.run(&["create", "deb", "-t", "debian:bookworm", "--source", "debootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("with debootstrap from"));
     h.ok(&["start", "deb", "--wait"]);
     assert_eq!(h.exec("deb", &["systemctl", "is-system-running"]), "running");
@@ -313,7 +314,10 @@ fn busybox_template_with_each_storage_kind() {
         assert_eq!(h.exec(c, &["hostname"]), c);
         h.exec(c, &["sh", "-c", "echo x > /root/f"]);
     }
-    assert_eq!(h.exec("priv", &["cat", "/proc/self/uid_map"]).split_whitespace().collect::<Vec<_>>(), ["0", "0", "4294967295"]);
+    assert_eq!(
+        h.exec("priv", &["cat", "/proc/self/uid_map"]).split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
     for c in ["ov", "full", "priv"] {
         h.ok(&["stop", c]);
         h.ok(&["destroy", c]);
@@ -373,4 +377,63 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::write(&dst, data).unwrap();
         }
     }
+}
+
+/// A loop-mounted scratch btrfs filesystem, unmounted and removed on drop.
+struct ScratchBtrfs {
+    image: PathBuf,
+    mnt: PathBuf,
+}
+
+impl ScratchBtrfs {
+    fn new(name: &str) -> ScratchBtrfs {
+        let base = PathBuf::from(format!("/var/tmp/hutch-it/{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let image = base.join("fs.img");
+        std::fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+        let mnt = base.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        // Test scaffolding only: the product itself never runs mkfs or mount.
+        let ok = |c: &mut std::process::Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(std::process::Command::new("mkfs.btrfs").arg("-q").arg(&image));
+        ok(std::process::Command::new("mount").arg("-o").arg("loop").arg(&image).arg(&mnt));
+        ScratchBtrfs { image, mnt }
+    }
+}
+
+impl Drop for ScratchBtrfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(self.image.parent().unwrap());
+    }
+}
+
+#[test]
+fn on_btrfs_images_are_subvolumes_and_containers_snapshots() {
+    if require("image_btrfs", &["busybox", "mkfs.btrfs"]).is_none() {
+        return;
+    }
+    let fs = ScratchBtrfs::new("btrfs");
+    let h = Hutch::at(&fs.mnt.join("hutch"));
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    h.ok(&["create", "a", "-t", "busybox"]);
+    h.ok(&["create", "b", "-t", "busybox"]);
+    assert_eq!(h.ok(&["config", "get", "a", "rootfs.storage"]).trim(), "btrfs");
+    let id = h.ok(&["config", "get", "a", "rootfs.image"]).trim().trim_matches('"').to_string();
+    // A subvolume's root directory is inode 256.
+    assert_eq!(ino(&h.paths().image_rootfs(&id)), 256);
+    assert_eq!(ino(&h.paths().container("a").join("rootfs")), 256);
+    for c in ["a", "b"] {
+        h.ok(&["start", c, "--wait"]);
+    }
+    h.exec("a", &["sh", "-c", "echo a > /root/only-a"]);
+    assert_ne!(h.exec_status("b", &["test", "-e", "/root/only-a"]), 0);
+    assert!(!h.paths().image_rootfs(&id).join("root/only-a").exists());
+    for c in ["a", "b"] {
+        h.ok(&["stop", c]);
+        h.ok(&["destroy", c]);
+        h.assert_gone(c);
+    }
+    h.ok(&["image", "rm", &id]);
+    assert!(images_in(&h).is_empty(), "{:?}", images_in(&h));
 }

@@ -62,7 +62,8 @@ impl Customization {
     pub fn apply(&self, root: &Path) -> Result<(), Error> {
         match &self.distro {
             Some(eff) => {
-                let ctx = distro::Context::new(&self.name, &self.name).map_err(super::io_err("read", "/dev/urandom"))?;
+                let ctx =
+                    distro::Context::new(&self.name, &self.name).map_err(super::io_err("read", "/dev/urandom"))?;
                 distro::apply(root, eff, &ctx)?;
                 Ok(())
             }

@@ -77,6 +77,12 @@ impl Hutch {
         Hutch { root }
     }
 
+    /// A state tree at `root` (which must be empty or absent).
+    pub fn at(root: &Path) -> Hutch {
+        std::fs::create_dir_all(root).unwrap();
+        Hutch { root: root.to_path_buf() }
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args).env("HUTCH_ROOT", &self.root).stdin(Stdio::null());
