@@ -437,6 +437,34 @@ pub fn fd_is_tty(fd: impl AsFd) -> bool {
     rustix::termios::isatty(fd)
 }
 
+/// Runs `f` with the filesystem ids `uid`/`gid` while keeping every capability
+/// (`SECBIT_NO_SETUID_FIXUP` stops the kernel from dropping them on the switch), then
+/// restores both. overlayfs records its creator's credentials when it is created and
+/// uses them for every operation on its layers: an overlay over layers idmapped to a
+/// container must be created with the ids of the container's root.
+pub fn with_fsids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T> {
+    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    // SAFETY: prctl with integer arguments.
+    let old = unsafe { libc::prctl(libc::PR_GET_SECUREBITS) };
+    if old < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, old as libc::c_ulong | SECBIT_NO_SETUID_FIXUP) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: setfsuid/setfsgid take plain ids and return the previous ones.
+    let (old_gid, old_uid) = unsafe { (libc::setfsgid(gid), libc::setfsuid(uid)) };
+    let r = f();
+    // SAFETY: as above; restores what was there.
+    unsafe {
+        libc::setfsuid(old_uid as libc::uid_t);
+        libc::setfsgid(old_gid as libc::gid_t);
+        libc::prctl(libc::PR_SET_SECUREBITS, old as libc::c_ulong);
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,32 +494,4 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
     }
-}
-
-/// Runs `f` with the filesystem ids `uid`/`gid` while keeping every capability
-/// (`SECBIT_NO_SETUID_FIXUP` stops the kernel from dropping them on the switch), then
-/// restores both. overlayfs records its creator's credentials when it is created and
-/// uses them for every operation on its layers: an overlay over layers idmapped to a
-/// container must be created with the ids of the container's root.
-pub fn with_fsids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T> {
-    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
-    // SAFETY: prctl with integer arguments.
-    let old = unsafe { libc::prctl(libc::PR_GET_SECUREBITS) };
-    if old < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, old as libc::c_ulong | SECBIT_NO_SETUID_FIXUP) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: setfsuid/setfsgid take plain ids and return the previous ones.
-    let (old_gid, old_uid) = unsafe { (libc::setfsgid(gid), libc::setfsuid(uid)) };
-    let r = f();
-    // SAFETY: as above; restores what was there.
-    unsafe {
-        libc::setfsuid(old_uid as libc::uid_t);
-        libc::setfsgid(old_gid as libc::gid_t);
-        libc::prctl(libc::PR_SET_SECUREBITS, old as libc::c_ulong);
-    }
-    Ok(r)
 }

@@ -64,6 +64,8 @@ pub fn run(paths: &Paths, cmd: ImageCmd) -> Result<u8, Error> {
 
 pub fn publish(paths: &Paths, name: &str, alias: &str) -> Result<u8, Error> {
     crate::container::require_exists(paths, name)?;
+    // The cache lock first, as `create -t` takes it: one order, no deadlock.
+    let _cache = cache_lock(paths)?;
     let _lock = Lock::acquire(&paths.lock(name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
     let status = crate::container::observe(paths, name).status;
     if status != crate::container::Status::Stopped {
@@ -73,7 +75,6 @@ pub fn publish(paths: &Paths, name: &str, alias: &str) -> Result<u8, Error> {
             format!("stop it first with `hutch stop {name}`"),
         ));
     }
-    let _cache = cache_lock(paths)?;
     let mut notices = Vec::new();
     let meta = publish::publish(paths, name, alias, &mut notices)?;
     notify(&notices);

@@ -31,10 +31,10 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         if got.cached {
             eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());
         }
-        Source::Image { meta: got.meta, storage }
+        Source::Image { meta: Box::new(got.meta), storage }
     } else if let Some(image) = &args.image {
         let meta = crate::image::cache::Cache::new(paths).resolve(image)?;
-        Source::Image { meta, storage }
+        Source::Image { meta: Box::new(meta), storage }
     } else {
         return Err(Error::cli(format!("create {name}"), "give one of -t, --image, --from-dir and --from-tar"));
     };

@@ -19,7 +19,7 @@ pub enum Source {
     Tar(PathBuf),
     /// A cached image, cloned by the given storage (default: by the cache's filesystem).
     Image {
-        meta: crate::image::cache::Meta,
+        meta: Box<crate::image::cache::Meta>,
         storage: Option<storage::Kind>,
     },
 }

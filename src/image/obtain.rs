@@ -277,7 +277,7 @@ impl Ctx<'_> {
 }
 
 fn host_is(ids: &[String]) -> bool {
-    cache::os_release(Path::new("/")).is_some_and(|(id, _)| ids.iter().any(|i| *i == id))
+    cache::os_release(Path::new("/")).is_some_and(|(id, _)| ids.contains(&id))
 }
 
 /// Prints a notice at once (long operations follow), and keeps nothing to repeat.

@@ -193,7 +193,7 @@ mod tests {
         std::fs::hard_link(root.join("etc/a"), root.join("etc/b")).unwrap();
         std::os::unix::fs::symlink("../etc/a", root.join("etc/sub/l")).unwrap();
         let has_user_xattrs =
-            rustix::fs::lsetxattr(&root.join("etc/a"), "user.hutch", b"v1", rustix::fs::XattrFlags::empty()).is_ok();
+            rustix::fs::lsetxattr(root.join("etc/a"), "user.hutch", b"v1", rustix::fs::XattrFlags::empty()).is_ok();
         let xz = d.path().join("r.tar.xz");
         let entries = pack_xz(&root, &xz, 1).unwrap();
         assert_eq!(entries, 6);
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(std::fs::read_link(out.join("etc/sub/l")).unwrap(), Path::new("../etc/a"));
         if has_user_xattrs {
             let mut v = [0u8; 16];
-            let n = rustix::fs::lgetxattr(&out.join("etc/a"), "user.hutch", &mut v[..]).unwrap();
+            let n = rustix::fs::lgetxattr(out.join("etc/a"), "user.hutch", &mut v[..]).unwrap();
             assert_eq!(&v[..n], b"v1");
         }
     }

@@ -34,7 +34,7 @@ pub fn mount(layers: &Layers, userns: Option<Userns<'_>>, scratch: &Path, nodev:
                     OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
                 )
                 .map_err(|e| fail(format!("failed to open {}: {e}", src.display())))?;
-                idmap(&tree, userns).map_err(|e| fail(idmap_error(src, e.into())))?;
+                idmap(&tree, userns).map_err(|e| fail(idmap_error(src, e)))?;
                 rustix::mount::move_mount(&tree, "", rustix::fs::CWD, &at, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                     .map_err(|e| fail(format!("failed to attach {} at {}: {e}", src.display(), at.display())))?;
                 attached.0.push(at.clone());
@@ -92,7 +92,8 @@ impl Drop for Attachments {
 /// sees the layers' own ids; writes land in the upper layer as they would from inside.
 pub fn with_merged(layers: &Layers, target: &Path, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), Error> {
     let fail = |message: String| Error::Overlay { path: layers.rw.clone(), message };
-    let (mut rd, wr) = std::io::pipe().map_err(|e| fail(format!("failed to create a pipe: {e}")))?;
+    let (rd, wr) = nix::unistd::pipe().map_err(|e| fail(format!("failed to create a pipe: {e}")))?;
+    let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
     match sys::clone3(libc::CLONE_NEWNS as u64).map_err(|e| fail(format!("failed to fork: {e}")))? {
         Forked::Child => {
             drop(rd);
