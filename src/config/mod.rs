@@ -301,8 +301,8 @@ impl Config {
     }
 }
 
-/// 1-based line and column of byte offset `pos`.
-fn line_col(text: &str, pos: usize) -> (usize, usize) {
+/// 1-based line and column of byte offset `pos` (for parse errors in any TOML file).
+pub(crate) fn line_col(text: &str, pos: usize) -> (usize, usize) {
     let before = &text[..pos.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;

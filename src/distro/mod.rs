@@ -136,7 +136,7 @@ impl DistroConfig {
     /// Parses the table `text` for `distro`; `origin` names it in errors.
     pub fn parse(distro: &str, origin: &str, text: &str) -> Result<DistroConfig, Error> {
         let table: schema::TableFile = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let (line, col) = e.span().map(|s| crate::config::line_col(text, s.start)).unwrap_or((1, 1));
             Error::Parse { origin: origin.into(), line, col, message: e.message().trim().to_string() }
         })?;
         let invalid = |(key, message): (String, String)| Error::Invalid { origin: origin.into(), key, message };
@@ -267,12 +267,4 @@ pub struct Applied {
 /// table's files and settings.
 pub fn apply(rootfs: &Path, eff: &Effective, ctx: &Context) -> Result<Applied, Error> {
     apply::apply(rootfs, eff, ctx)
-}
-
-/// 1-based line and column of byte offset `pos`.
-fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let before = &text[..pos.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
-    (line, col)
 }

@@ -83,11 +83,7 @@ pub fn download(url: &str, dest: &Path, label: &str) -> Result<String, Error> {
     }
     out.sync_all().map_err(|e| Error::Io { action: "sync", path: dest.to_path_buf(), source: e })?;
     progress.finish();
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(super::index::hex(&hasher.finalize()))
 }
 
 /// SHA-256 of a file, as lowercase hex.
@@ -95,5 +91,5 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut f, &mut hasher)?;
-    Ok(hex(&hasher.finalize()))
+    Ok(super::index::hex(&hasher.finalize()))
 }

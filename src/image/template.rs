@@ -412,7 +412,7 @@ impl Template {
     /// Parses and validates `text`, the template for `distro` (from `origin`, for messages).
     pub fn parse(distro: &str, origin: &str, text: &str) -> Result<Template, Error> {
         let mut t: Template = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            let (line, col) = e.span().map(|s| crate::config::line_col(text, s.start)).unwrap_or((1, 1));
             Error::Parse { origin: origin.to_string(), line, col, message: e.message().trim().to_string() }
         })?;
         t.origin = origin.to_string();
@@ -510,14 +510,6 @@ impl Template {
         }
         out
     }
-}
-
-/// 1-based line and column of byte offset `pos`.
-fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let before = &text[..pos.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
-    (line, col)
 }
 
 /// The host's architecture by its Debian/LXC name.
