@@ -25,6 +25,7 @@ pub mod output;
 pub mod paths;
 pub mod rootfs;
 pub mod runtime;
+pub mod settings;
 pub mod signal;
 pub mod size;
 pub mod state;

@@ -53,6 +53,8 @@ pub enum Error {
     BadAlias { alias: String, message: String },
     #[error("failed to use {alias:?} as an image alias: image {id} already has it")]
     AliasTaken { alias: String, id: String },
+    #[error("{message}")]
+    Settings { message: String },
     #[error("failed to build the image: {what}: {message}")]
     Build { what: String, message: String },
 }
@@ -68,7 +70,9 @@ impl Error {
             Error::Rootfs(e) => e.hint(),
             Error::Storage(e) => e.hint(),
             Error::MissingProgram { package, .. } => Some(format!("install the {package} package")),
-            Error::NoMirror { distro } => Some(format!("give one with --mirror URL (a {distro} package archive)")),
+            Error::NoMirror { distro } => Some(format!(
+                "give one with --mirror URL, or set [mirrors] {distro} = \"URL\" in /etc/hutch/hutch.toml"
+            )),
             Error::Checksum { .. } => {
                 Some("nothing was cached; the download was corrupt or the server is wrong".into())
             }

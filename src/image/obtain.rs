@@ -65,7 +65,8 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
             ),
         });
     }
-    let ctx = Ctx { paths, req, tpl: &tpl, rel, arch, variant };
+    let settings = crate::settings::load(paths).map_err(|message| Error::Settings { message })?;
+    let ctx = Ctx { paths, req, tpl: &tpl, rel, arch, variant, settings };
     let mut skipped = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         match ctx.from(source, notices) {
@@ -104,6 +105,7 @@ struct Ctx<'a> {
     rel: &'a Release,
     arch: &'static str,
     variant: &'a str,
+    settings: crate::settings::Settings,
 }
 
 impl Ctx<'_> {
@@ -173,7 +175,13 @@ impl Ctx<'_> {
     }
 
     fn image_server(&self, cache: &Cache<'_>, dist: &str, notices: &mut Vec<String>) -> Result<Meta, Error> {
-        let server = self.req.server.as_deref().unwrap_or(index::DEFAULT_SERVER).trim_end_matches('/');
+        let server = self
+            .req
+            .server
+            .as_deref()
+            .or(self.settings.images.server.as_deref())
+            .unwrap_or(index::DEFAULT_SERVER)
+            .trim_end_matches('/');
         let dist = if dist.is_empty() { self.tpl.distro.as_str() } else { dist };
         let index_url = index::url_join(server, "/meta/1.0/", "index-system");
         let entries = index::parse(&fetch::text(&index_url)?);
@@ -261,9 +269,10 @@ impl Ctx<'_> {
         Ok(meta)
     }
 
-    /// The mirror for a source: `--mirror`, else the host's configuration.
+    /// The mirror for a source: `--mirror`, else hutch.toml's, else the host's
+    /// package configuration.
     fn mirror(&self, from: MirrorFrom) -> Result<String, Error> {
-        if let Some(m) = &self.req.mirror {
+        if let Some(m) = self.req.mirror.as_ref().or(self.settings.mirrors.get(&self.tpl.distro)) {
             return Ok(m.clone());
         }
         let found = match from {
