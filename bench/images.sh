@@ -26,8 +26,8 @@ SIZE_MB=$(( $(stat -c %s "$W/rootfs.tar") / 1048576 ))
 H image import "$W/rootfs.tar.zst" --alias deb >/dev/null
 : >"$W/ov"; : >"$W/dir"
 for i in $(seq "$RUNS"); do
-    t=$(date +%s%N); H create "ov$i" --image deb >/dev/null; ms "$t" >>"$W/ov"
-    t=$(date +%s%N); H create "dir$i" --image deb --storage dir >/dev/null; ms "$t" >>"$W/dir"
+    sync; t=$(date +%s%N); H create "ov$i" --image deb >/dev/null; ms "$t" >>"$W/ov"
+    sync; t=$(date +%s%N); H create "dir$i" --image deb --storage dir >/dev/null; ms "$t" >>"$W/dir"
 done
 
 for fmt in xz zst; do

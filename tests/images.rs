@@ -105,6 +105,10 @@ fn tree() -> &'static Path {
         let published = h.ok(&["publish", "src", "deb"]);
         assert!(published.contains("alias deb, debian:bookworm"), "{published}");
         h.ok(&["image", "export", "deb", &out_s, "--level", "0"]);
+        // A published image is never taken for the template's: this create goes to
+        // the (absent) server instead of reusing "deb".
+        let err = h.fails(&["create", "other", "-t", "debian:bookworm", "--server", "http://127.0.0.1:1"]);
+        assert!(err.contains("failed to fetch"), "{err}");
         out
     })
 }

@@ -24,7 +24,8 @@ pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Reques
 
 /// Serialises cache changes (pull, rm, import, publish) between hutch processes.
 pub fn cache_lock(paths: &Paths) -> Result<Lock, Error> {
-    let p = paths.locks().join("images.lock");
+    // A leading dot: no container name can reach this lock file.
+    let p = paths.locks().join(".images.lock");
     Lock::acquire(&p).map_err(|e| Error::cli(format!("lock {}", p.display()), e.to_string()))
 }
 

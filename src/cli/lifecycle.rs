@@ -15,6 +15,13 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         .map_err(|e| Error::from(crate::container::Error::from(e)))?;
     notify(&container::collect_leftovers(paths));
     let mut notices = Vec::new();
+    // Held through the whole create when the rootfs comes from the image cache, so
+    // `image rm` cannot take the image from under it (cache lock first, then the
+    // container's, as everywhere).
+    let _cache = match args.template.is_some() || args.image.is_some() {
+        true => Some(super::image_cmd::cache_lock(paths)?),
+        false => None,
+    };
     let source = if let Some(d) = args.from_dir {
         Source::Dir(d)
     } else if let Some(t) = args.from_tar {
@@ -23,10 +30,7 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         // Checked before anything is fetched: the name must be usable.
         crate::name::validate(name)?;
         let req = super::image_cmd::request(reference, &args.pull, false)?;
-        let got = {
-            let _cache = super::image_cmd::cache_lock(paths)?;
-            crate::image::obtain::obtain(paths, &req, &mut notices)?
-        };
+        let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
         notify(&std::mem::take(&mut notices));
         if got.cached {
             eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());

@@ -4,6 +4,7 @@
 //! ecosystem uses for this; a missing one is named with its package.
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -25,6 +26,26 @@ fn require(program: &str, package: &str) -> Result<std::path::PathBuf, Error> {
 fn run(mut cmd: Command, what: &str, log: &Path) -> Result<(), Error> {
     let file = std::fs::File::create(log).map_err(|e| Error::Io { action: "create", path: log.into(), source: e })?;
     let err = file.try_clone().map_err(|e| Error::Io { action: "open", path: log.into(), source: e })?;
+    // SAFETY: the pre_exec closure only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The builder's mounts (debootstrap mounts /proc and /sys in the target)
+            // stay private and vanish with it; and it dies with hutch.
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    c"none".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let status = cmd
         .stdin(Stdio::null())
         .stdout(file)
@@ -54,7 +75,9 @@ pub struct Debootstrap<'a> {
 pub fn debootstrap(d: &Debootstrap<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
     let bin = require("debootstrap", "debootstrap")?;
     let mut cmd = Command::new(bin);
-    cmd.arg(format!("--arch={}", d.arch));
+    // Release files must verify against the distribution's keyring: no silent
+    // fallback to unchecked packages (debian-archive-keyring, ubuntu-keyring).
+    cmd.arg("--force-check-gpg").arg(format!("--arch={}", d.arch));
     if let Some(v) = d.variant {
         cmd.arg(format!("--variant={v}"));
     }
@@ -102,8 +125,8 @@ pub fn dnf(d: &Dnf<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
         for (name, url) in d.repos {
             cmd.arg(format!("--repofrompath=hutch-{name},{url}")).arg(format!("--enablerepo=hutch-{name}"));
         }
-        // Packages from a plain mirror URL come without the distribution's keys yet.
-        cmd.arg("--nogpgcheck");
+        // Packages are checked against the keys in the host's rpm keyring.
+        cmd.arg("--setopt=gpgcheck=1");
     }
     cmd.arg("install").args(d.packages);
     run(cmd, &format!("dnf --installroot (release {})", d.releasever), log)?;

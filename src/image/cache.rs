@@ -100,10 +100,22 @@ impl<'a> Cache<'a> {
         toml::from_str(&text).map_err(|e| Error::Corrupt { path, message: e.message().to_string() })
     }
 
-    /// The newest cached image of a distro release for an arch and variant.
-    pub fn find(&self, distro: &str, release: &str, arch: &str, variant: &str) -> Result<Option<Meta>, Error> {
+    /// The newest cached image of a distro release for an arch and variant that
+    /// `accept` takes.
+    pub fn find(
+        &self,
+        distro: &str,
+        release: &str,
+        arch: &str,
+        variant: &str,
+        accept: impl Fn(&Meta) -> bool,
+    ) -> Result<Option<Meta>, Error> {
         Ok(self.list()?.into_iter().rev().find(|m| {
-            m.distro == distro && m.release.eq_ignore_ascii_case(release) && m.arch == arch && m.variant == variant
+            m.distro == distro
+                && m.release.eq_ignore_ascii_case(release)
+                && m.arch == arch
+                && m.variant == variant
+                && accept(m)
         }))
     }
 
@@ -115,8 +127,11 @@ impl<'a> Cache<'a> {
         }
         // DISTRO or DISTRO:RELEASE: the newest such image.
         let (distro, release) = what.split_once(':').map_or((what, None), |(d, r)| (d, Some(r)));
-        if let Some(m) =
-            all.iter().rev().find(|m| m.distro == distro && release.is_none_or(|r| m.release.eq_ignore_ascii_case(r)))
+        let host = super::template::host_arch();
+        if let Some(m) = all
+            .iter()
+            .rev()
+            .find(|m| m.distro == distro && m.arch == host && release.is_none_or(|r| m.release.eq_ignore_ascii_case(r)))
         {
             return Ok(m.clone());
         }
@@ -150,8 +165,22 @@ impl<'a> Cache<'a> {
         Ok(Staging { dir: staging, armed: true })
     }
 
-    /// Moves a complete staging directory into place as image `meta.id`.
+    /// Moves a complete staging directory into place as image `meta.id`, once its
+    /// contents are on disk.
     pub fn commit(&self, mut staging: Staging, meta: &Meta) -> Result<(), Error> {
+        if let Some((field, value)) = meta.unsafe_field() {
+            return Err(Error::UnsafeField { field, value: value.to_string() });
+        }
+        let dir = std::fs::File::open(&staging.dir).map_err(|e| Error::Io {
+            action: "open",
+            path: staging.dir.clone(),
+            source: e,
+        })?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::Io {
+            action: "sync",
+            path: staging.dir.clone(),
+            source: e.into(),
+        })?;
         let text = toml::to_string(meta).expect("image metadata serialises");
         let file = staging.dir.join("image.toml");
         fsutil::atomic_write(&file, text.as_bytes(), 0o644).map_err(|e| Error::Io {
@@ -205,10 +234,16 @@ impl<'a> Cache<'a> {
             if name.starts_with('.') {
                 continue;
             }
-            if let Ok(cfg) = crate::config::Config::load(&entry.path().join("config.toml")) {
-                if cfg.rootfs.storage == crate::storage::Kind::Overlay && cfg.rootfs.image.as_deref() == Some(id) {
-                    out.push(name);
+            match crate::config::Config::load(&entry.path().join("config.toml")) {
+                Ok(cfg)
+                    if cfg.rootfs.storage == crate::storage::Kind::Overlay
+                        && cfg.rootfs.image.as_deref() == Some(id) =>
+                {
+                    out.push(name)
                 }
+                Ok(_) => {}
+                // Cannot tell: count it, rather than pull an image from under it.
+                Err(_) => out.push(format!("{name} (unreadable config)")),
             }
         }
         out.sort();
@@ -217,6 +252,31 @@ impl<'a> Cache<'a> {
 
     pub fn rootfs(&self, meta: &Meta) -> PathBuf {
         self.paths.image_rootfs(&meta.id)
+    }
+}
+
+/// Whether `s` can name a directory level of the cache and of an exported tree:
+/// 1-64 characters of letters, digits and `. _ : + -`, not starting with a dot. Image
+/// metadata comes from servers and from os-release files, both untrusted.
+pub fn safe_component(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && !s.starts_with('.')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:+-".contains(&b))
+}
+
+impl Meta {
+    /// The first field that is not a [`safe_component`], with its value.
+    pub fn unsafe_field(&self) -> Option<(&'static str, &str)> {
+        [
+            ("id", self.id.as_str()),
+            ("distro", &self.distro),
+            ("release", &self.release),
+            ("arch", &self.arch),
+            ("variant", &self.variant),
+            ("build", &self.build),
+        ]
+        .into_iter()
+        .find(|(_, v)| !safe_component(v))
     }
 }
 
@@ -256,16 +316,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// `ID` and `VERSION_CODENAME` (or `VERSION_ID`) from a rootfs's os-release, resolved
 /// inside the rootfs.
 pub fn os_release(rootfs: &Path) -> Option<(String, String)> {
-    let text =
-        ["/etc/os-release", "/usr/lib/os-release"].iter().find_map(|p| crate::rootfs::read_file(rootfs, p).ok())?;
+    let text = ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|p| crate::rootfs::read_file_in_root(rootfs, p, 1 << 20).ok())?;
     let text = String::from_utf8_lossy(&text);
     let get = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
             .map(|v| v.trim().trim_matches('"').to_string())
     };
-    let id = get("ID")?;
-    let release = get("VERSION_CODENAME").filter(|v| !v.is_empty()).or_else(|| get("VERSION_ID"))?;
+    let id = get("ID").filter(|v| safe_component(v))?;
+    let release = get("VERSION_CODENAME")
+        .filter(|v| safe_component(v))
+        .or_else(|| get("VERSION_ID").filter(|v| safe_component(v)))?;
     Some((id, release))
 }
 
@@ -312,13 +375,52 @@ mod tests {
         assert_eq!(cache.resolve("deb").unwrap().id, meta.id);
         assert_eq!(cache.resolve("abcd").unwrap().id, meta.id);
         assert!(matches!(cache.resolve("nope"), Err(Error::NoSuchImage { .. })));
-        assert_eq!(cache.find("debian", "Bookworm", "amd64", "default").unwrap().unwrap().id, meta.id);
+        assert_eq!(cache.find("debian", "Bookworm", "amd64", "default", |_| true).unwrap().unwrap().id, meta.id);
         let s = cache.stage(&mut notices).unwrap();
         let dir = s.dir.clone();
         drop(s);
         assert!(!dir.exists());
         cache.remove(&meta).unwrap();
         assert!(cache.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn unsafe_metadata_is_refused_before_it_names_a_directory() {
+        for ok in ["bookworm", "9-Stream", "3.20", "20261123_16:43", "amd64", "default"] {
+            assert!(safe_component(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "x\0", &"a".repeat(65)] {
+            assert!(!safe_component(bad), "{bad:?}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(Some(d.path()));
+        let cache = Cache::new(&paths);
+        let s = cache.stage(&mut Vec::new()).unwrap();
+        let mut meta = sample();
+        meta.build = "../../../../victim".into();
+        let err = cache.commit(s, &meta).unwrap_err();
+        assert!(matches!(err, Error::UnsafeField { field: "build", .. }), "{err}");
+        assert!(cache.list().unwrap().is_empty());
+        std::fs::create_dir_all(d.path().join("r/etc")).unwrap();
+        std::fs::write(d.path().join("r/etc/os-release"), "ID=debian\nVERSION_CODENAME=../../x\nVERSION_ID=12\n")
+            .unwrap();
+        assert_eq!(os_release(&d.path().join("r")), Some(("debian".into(), "12".into())));
+    }
+
+    fn sample() -> Meta {
+        Meta {
+            id: "abcdef012345".into(),
+            distro: "debian".into(),
+            release: "bookworm".into(),
+            arch: "amd64".into(),
+            variant: "default".into(),
+            build: "20261123_16:43".into(),
+            source: "import".into(),
+            origin: "x.tar".into(),
+            sha256: None,
+            created: 1,
+            aliases: vec![],
+        }
     }
 
     #[test]

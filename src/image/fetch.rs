@@ -14,6 +14,10 @@ fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
+        // A server that stops sending mid-body fails the pull instead of hanging it.
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        // Archives are hashed exactly as served: no transparent decoding.
+        .accept_encoding("identity")
         .user_agent(concat!("hutch/", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -35,7 +39,12 @@ fn describe(e: &ureq::Error) -> String {
 /// source may be tried), as opposed to a server that answered wrongly.
 pub fn unreachable(e: &Error) -> bool {
     match e {
-        Error::Fetch { message, .. } => !message.starts_with("the server answered"),
+        // The server answered: with an error status, a short body or too much data.
+        Error::Fetch { message, .. } => {
+            !(message.starts_with("the server answered")
+                || message.starts_with("the download broke off")
+                || message.starts_with("it is larger than"))
+        }
         _ => false,
     }
 }
@@ -52,7 +61,7 @@ pub fn text(url: &str) -> Result<String, Error> {
 
 /// Streams `url` into the new file `dest`; returns the SHA-256 of what was written, as
 /// lowercase hex. The file is synced before returning; the caller removes it on error.
-pub fn download(url: &str, dest: &Path, label: &str) -> Result<String, Error> {
+pub fn download(url: &str, dest: &Path, label: &str, max_bytes: u64) -> Result<String, Error> {
     let fail = |message: String| Error::Fetch { url: url.to_string(), message };
     let mut resp = call(url)?;
     let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -74,6 +83,9 @@ pub fn download(url: &str, dest: &Path, label: &str) -> Result<String, Error> {
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(|e| Error::Io { action: "write", path: dest.to_path_buf(), source: e })?;
         done += n as u64;
+        if done > max_bytes {
+            return Err(fail(format!("it is larger than the {} MiB free for the image cache", max_bytes >> 20)));
+        }
         progress.set(done);
     }
     if let Some(total) = total {

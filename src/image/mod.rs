@@ -55,6 +55,8 @@ pub enum Error {
     AliasTaken { alias: String, id: String },
     #[error("{message}")]
     Settings { message: String },
+    #[error("failed to use image {field} {value:?}: only 1-64 letters, digits and . _ : + - are allowed")]
+    UnsafeField { field: &'static str, value: String },
     #[error("failed to build the image: {what}: {message}")]
     Build { what: String, message: String },
 }

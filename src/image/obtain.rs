@@ -44,12 +44,6 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
         None => template::host_arch(),
     };
     let variant = req.variant.as_deref().unwrap_or("default");
-    let cache = Cache::new(paths);
-    if !req.refresh {
-        if let Some(meta) = cache.find(&tpl.distro, &rel.name, arch, variant)? {
-            return Ok(Obtained { meta, cached: true });
-        }
-    }
     let all = tpl.sources_for(rel);
     let wanted =
         if req.server.is_some() && req.source.is_none() { Some("image-server") } else { req.source.as_deref() };
@@ -65,6 +59,16 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
             ),
         });
     }
+    // A cached image counts only if one of these sources made it (never a published
+    // or imported one), and, with --server, that server.
+    if !req.refresh {
+        let server = req.server.as_deref().map(|s| s.trim_end_matches('/'));
+        let accept =
+            |m: &Meta| sources.iter().any(|s| s.kind() == m.source) && server.is_none_or(|s| m.origin.starts_with(s));
+        if let Some(meta) = Cache::new(paths).find(&tpl.distro, &rel.name, arch, variant, accept)? {
+            return Ok(Obtained { meta, cached: true });
+        }
+    }
     let settings = crate::settings::load(paths).map_err(|message| Error::Settings { message })?;
     let ctx = Ctx { paths, req, tpl: &tpl, rel, arch, variant, settings };
     let mut skipped = Vec::new();
@@ -75,7 +79,7 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
                 notices.push(format!("{} source skipped: {e}", source.kind()));
                 skipped.push(format!("{}: {e}", source.kind()));
             }
-            Err(e) if skipped.is_empty() => return Err(e),
+            Err(e) if skipped.is_empty() || !skippable(&e) => return Err(e),
             Err(e) => {
                 skipped.push(format!("{}: {e}", source.kind()));
                 return Err(Error::NoSource {
@@ -112,7 +116,11 @@ impl Ctx<'_> {
     fn from(&self, source: &Source, notices: &mut Vec<String>) -> Result<Meta, Error> {
         let cache = Cache::new(self.paths);
         match source {
-            Source::ImageServer { dist, variant: _ } => self.image_server(&cache, dist, notices),
+            Source::ImageServer { dist, variant } => {
+                // --variant wins over the template's.
+                let variant = if self.req.variant.is_some() { self.variant } else { variant.as_str() };
+                self.image_server(&cache, dist, variant, notices)
+            }
             Source::Debootstrap { mirror: from, variant, components, include, exclude, .. } => {
                 let mirror = self.mirror(*from)?;
                 let staging = self.staging(&cache, notices)?;
@@ -174,7 +182,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn image_server(&self, cache: &Cache<'_>, dist: &str, notices: &mut Vec<String>) -> Result<Meta, Error> {
+    fn image_server(
+        &self,
+        cache: &Cache<'_>,
+        dist: &str,
+        variant: &str,
+        notices: &mut Vec<String>,
+    ) -> Result<Meta, Error> {
         let server = self
             .req
             .server
@@ -184,15 +198,16 @@ impl Ctx<'_> {
             .trim_end_matches('/');
         let dist = if dist.is_empty() { self.tpl.distro.as_str() } else { dist };
         let index_url = index::url_join(server, "/meta/1.0/", "index-system");
-        let entries = index::parse(&fetch::text(&index_url)?);
+        let entries = index::parse_from(&index_url, &fetch::text(&index_url)?)?;
         let names = std::iter::once(&self.rel.name).chain(self.rel.aliases.iter());
-        let entry = names.filter_map(|r| index::select(&entries, dist, r, self.arch, self.variant)).next().ok_or_else(
-            || Error::NotInIndex {
-                server: server.to_string(),
-                image: format!("{dist};{};{};{}", self.rel.name, self.arch, self.variant),
-                available: index::releases_for(&entries, dist, self.arch).join(", "),
-            },
-        )?;
+        let entry =
+            names.filter_map(|r| index::select(&entries, dist, r, self.arch, variant)).next().ok_or_else(|| {
+                Error::NotInIndex {
+                    server: server.to_string(),
+                    image: format!("{dist};{};{};{variant}", self.rel.name, self.arch),
+                    available: index::releases_for(&entries, dist, self.arch).join(", "),
+                }
+            })?;
         let sums_url = index::url_join(server, &entry.path, "SHA256SUMS");
         let url = index::url_join(server, &entry.path, "rootfs.tar.xz");
         self.download_and_unpack(cache, &url, &sums_url, "rootfs.tar.xz", "image-server", Some(&entry.build), notices)
@@ -219,7 +234,8 @@ impl Ctx<'_> {
             .clone();
         let staging = self.staging(cache, notices)?;
         let archive = staging.dir.join(file);
-        let got = fetch::download(url, &archive, &format!("{}:{}", self.tpl.distro, self.rel.name))?;
+        let room = std::fs::File::open(&staging.dir).and_then(crate::rootfs::unpack::free_bytes).unwrap_or(u64::MAX);
+        let got = fetch::download(url, &archive, &format!("{}:{}", self.tpl.distro, self.rel.name), room)?;
         if got != expected {
             return Err(Error::Checksum {
                 url: url.to_string(),
@@ -262,8 +278,16 @@ impl Ctx<'_> {
             aliases: Vec::new(),
         };
         if self.paths.image(&meta.id).exists() {
-            // The same archive was unpacked before (a pull with --refresh).
-            return cache.resolve(&meta.id);
+            // The same archive was unpacked before (a pull with --refresh): the same
+            // image, if the whole checksum agrees.
+            let existing = cache.resolve(&meta.id)?;
+            if existing.sha256 != meta.sha256 {
+                return Err(Error::Checksum {
+                    url: meta.origin.clone(),
+                    message: format!("cached image {} has the same id but another checksum", meta.id),
+                });
+            }
+            return Ok(existing);
         }
         cache.commit(staging, &meta)?;
         Ok(meta)

@@ -66,6 +66,10 @@ pub fn export(paths: &Paths, meta: &Meta, out: &Path, level: u32) -> Result<std:
         let path = p.to_path_buf();
         move |source| Error::Io { action, path, source }
     };
+    // Each level must be one plain name: the metadata came from a server or a rootfs.
+    if let Some((field, value)) = meta.unsafe_field() {
+        return Err(Error::UnsafeField { field, value: value.to_string() });
+    }
     let rel_path = format!("/images/{}/{}/{}/{}/{}/", meta.distro, meta.release, meta.arch, meta.variant, meta.build);
     let image_dir = out.join(rel_path.trim_matches('/'));
     if image_dir.exists() {
@@ -158,8 +162,11 @@ pub fn import(paths: &Paths, file: &Path, alias: Option<&str>, notices: &mut Vec
             message: "it is not a regular file".into(),
         }));
     }
-    let sha =
-        super::fetch::sha256_file(file).map_err(|e| Error::Io { action: "read", path: file.into(), source: e })?;
+    // Copied into the (root-only) staging directory while hashed, and unpacked from
+    // that copy: the bytes unpacked are the bytes hashed, whatever happens to FILE.
+    let staging = cache.stage(notices)?;
+    let copy = staging.dir.join("archive");
+    let sha = copy_hashing(file, &copy)?;
     if let Some(existing) = cache.list()?.into_iter().find(|m| m.sha256.as_deref() == Some(sha.as_str())) {
         notices.push(format!("{} is already cached as image {}", file.display(), existing.id));
         let mut existing = existing;
@@ -169,9 +176,9 @@ pub fn import(paths: &Paths, file: &Path, alias: Option<&str>, notices: &mut Vec
         }
         return Ok(existing);
     }
-    let staging = cache.stage(notices)?;
     super::obtain::make_rootfs_dir(&staging.rootfs())?;
-    super::obtain::unpack_into(file, &staging)?;
+    super::obtain::unpack_into(&copy, &staging)?;
+    std::fs::remove_file(&copy).map_err(|e| Error::Io { action: "remove", path: copy.clone(), source: e })?;
     crate::rootfs::detect_init(&staging.rootfs()).map_err(|e| match e {
         crate::rootfs::Error::NoInit { tried, .. } => crate::rootfs::Error::NoInit { path: file.into(), tried },
         other => other,
@@ -194,4 +201,19 @@ pub fn import(paths: &Paths, file: &Path, alias: Option<&str>, notices: &mut Vec
     };
     cache.commit(staging, &meta)?;
     Ok(meta)
+}
+
+/// Copies `file` to the new file `dest`; returns the SHA-256 of what was copied.
+fn copy_hashing(file: &Path, dest: &Path) -> Result<String, Error> {
+    let io = |action: &'static str, p: &Path| {
+        let path = p.to_path_buf();
+        move |source| Error::Io { action, path, source }
+    };
+    let mut src = std::fs::File::open(file).map_err(io("open", file))?;
+    let out = std::fs::File::create_new(dest).map_err(io("create", dest))?;
+    let mut w = index::Sha256Writer::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    std::io::copy(&mut src, &mut w).map_err(io("copy", file))?;
+    let (buf, sha) = w.finish();
+    buf.into_inner().map_err(|e| Error::Io { action: "write", path: dest.into(), source: e.into_error() })?;
+    Ok(sha)
 }

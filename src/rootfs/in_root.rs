@@ -168,18 +168,18 @@ pub fn read_file_in_root(rootfs: &Path, path: &str, limit: u64) -> io::Result<Ve
     if rel.is_empty() {
         return Err(invalid(path, "does not name a file"));
     }
-    // NONBLOCK: opening a FIFO must not hang before the type check.
-    let fd = rustix::fs::openat2(
-        &root,
-        rel.as_str(),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )?;
-    let st = rustix::fs::fstat(&fd)?;
+    // O_PATH first: a device node or FIFO is never opened, only looked at.
+    let pfd = rustix::fs::openat2(&root, rel.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
+    let st = rustix::fs::fstat(&pfd)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(invalid(path, "is not a regular file"));
     }
+    let fd = rustix::fs::openat(
+        rustix::fs::CWD,
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pfd)).as_str(),
+        OFlags::RDONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut out = Vec::new();
     io::Read::read_to_end(&mut io::Read::take(std::fs::File::from(fd), limit + 1), &mut out)?;
     if out.len() as u64 > limit {

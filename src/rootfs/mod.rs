@@ -162,25 +162,6 @@ pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::
     result
 }
 
-/// Reads `path` inside `rootfs`, resolving every component inside the rootfs.
-pub fn read_file(rootfs: &Path, path: &str) -> io::Result<Vec<u8>> {
-    let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let fd = rustix::fs::openat2(
-        &root,
-        path.trim_start_matches('/'),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
-    let mut f = std::fs::File::from(fd);
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path} is not a regular file")));
-    }
-    let mut out = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(&mut f, 1 << 20), &mut out)?;
-    Ok(out)
-}
-
 pub fn check_dir(path: &Path) -> Result<(), Error> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Missing { path: path.into() }),

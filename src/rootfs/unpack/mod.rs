@@ -143,7 +143,7 @@ const XZ_MEMLIMIT: u64 = 1 << 30;
 
 /// Free space on the filesystem of `dir`, less a margin for metadata and for
 /// everyone else (1% of its size, at least 64 MiB).
-fn free_bytes(dir: &OwnedFd) -> io::Result<u64> {
+pub fn free_bytes(dir: impl rustix::fd::AsFd) -> io::Result<u64> {
     let st = rustix::fs::fstatvfs(dir)?;
     if st.f_blocks == 0 {
         // No size to speak of (tmpfs with size=0, some network filesystems).
