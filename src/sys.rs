@@ -465,6 +465,25 @@ pub fn with_fsids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T>
     Ok(r)
 }
 
+/// `openat2(2)`, retried when the kernel answers EAGAIN: with `RESOLVE_IN_ROOT` or
+/// `RESOLVE_BENEATH` it does so whenever a rename or mount anywhere on the system
+/// races the lookup, which is not an error.
+pub fn openat2<Fd: AsFd, P: rustix::path::Arg + Copy>(
+    dirfd: Fd,
+    path: P,
+    oflags: rustix::fs::OFlags,
+    mode: rustix::fs::Mode,
+    resolve: rustix::fs::ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(&dirfd, path, oflags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 100 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

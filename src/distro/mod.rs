@@ -87,9 +87,9 @@ pub enum Error {
     Read { path: PathBuf, source: io::Error },
     #[error("failed to parse {origin}:{line}:{col}: {message}")]
     Parse { origin: String, line: usize, col: usize, message: String },
-    #[error("invalid {key} in {origin}: {message}")]
+    #[error("failed to load {origin}: {key}: {message}")]
     Invalid { origin: String, key: String, message: String },
-    #[error("invalid {what} {value:?}: {message}")]
+    #[error("failed to use {what} {value:?}: {message}")]
     Context { what: &'static str, value: String, message: String },
     #[error("failed to {action} {path} in {rootfs}: {source}")]
     Apply { action: &'static str, path: String, rootfs: PathBuf, source: io::Error },

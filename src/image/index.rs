@@ -25,9 +25,9 @@ pub enum Error {
     Index { origin: String, problem: String },
     #[error("failed to parse the checksums from {origin}: line {line} {problem}")]
     Sums { origin: String, line: usize, problem: String },
-    #[error("{file} is not listed in {origin}")]
+    #[error("failed to verify {file}: {origin} does not list it")]
     NotListed { origin: String, file: String },
-    #[error("checksum mismatch for {file}: expected sha256 {expected}, got {actual}")]
+    #[error("failed to verify {file}: its sha256 is {actual}, expected {expected}")]
     Mismatch { file: String, expected: String, actual: String },
 }
 

@@ -47,7 +47,7 @@ pub enum Error {
     Checksum { url: String, message: String },
     #[error("failed to find {program}: it is not installed")]
     MissingProgram { program: String, package: String },
-    #[error("failed to find a {distro} mirror: none given and none in the host's configuration")]
+    #[error("failed to find a package mirror for {distro}: none given and none in the host's configuration")]
     NoMirror { distro: String },
     #[error("failed to use {alias:?} as an image alias: {message}")]
     BadAlias { alias: String, message: String },

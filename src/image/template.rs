@@ -71,19 +71,19 @@ const PLACEHOLDERS: &[&str] = &["mirror", "release", "version", "arch"];
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("invalid image {input:?}: {reason}")]
+    #[error("failed to read the image name {input:?}: {reason}")]
     BadRef { input: String, reason: String },
-    #[error("unknown distribution {distro:?}")]
+    #[error("failed to find a template for {distro:?}: hutch does not know that distribution")]
     UnknownDistro { distro: String, known: Vec<String> },
-    #[error("unknown release {release:?} of {distro}")]
+    #[error("failed to find release {release:?} of {distro}: the template does not list it")]
     UnknownRelease { distro: String, release: String, releases: String },
-    #[error("unknown architecture {arch:?}")]
+    #[error("failed to use architecture {arch:?}: hutch does not know it")]
     UnknownArch { arch: String },
     #[error("failed to read the template {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("failed to parse the template {origin}:{line}:{col}: {message}")]
     Parse { origin: String, line: usize, col: usize, message: String },
-    #[error("invalid template {origin}: {message}")]
+    #[error("failed to load the template {origin}: {message}")]
     Invalid { origin: String, message: String },
 }
 

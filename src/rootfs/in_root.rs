@@ -44,7 +44,7 @@ fn components(path: &str) -> io::Result<Vec<&str>> {
 /// with every symlink resolved inside the root.
 fn open_dir(root: &OwnedFd, rel: &[&str]) -> io::Result<OwnedFd> {
     let joined = rel.join("/");
-    Ok(rustix::fs::openat2(
+    Ok(crate::sys::openat2(
         root,
         if joined.is_empty() { "." } else { joined.as_str() },
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -128,7 +128,7 @@ pub fn mkdir_in_root_owned(rootfs: &Path, path: &str, mode: u32, owner: Option<(
 pub fn exists_in_root(rootfs: &Path, path: &str) -> bool {
     let (Ok(root), Ok(comps)) = (open_root(rootfs), components(path)) else { return false };
     let joined = comps.join("/");
-    rustix::fs::openat2(
+    crate::sys::openat2(
         &root,
         if joined.is_empty() { "." } else { joined.as_str() },
         OFlags::PATH | OFlags::CLOEXEC,
@@ -169,7 +169,7 @@ pub fn read_file_in_root(rootfs: &Path, path: &str, limit: u64) -> io::Result<Ve
         return Err(invalid(path, "does not name a file"));
     }
     // O_PATH first: a device node or FIFO is never opened, only looked at.
-    let pfd = rustix::fs::openat2(&root, rel.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
+    let pfd = crate::sys::openat2(&root, rel.as_str(), OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE)?;
     let st = rustix::fs::fstat(&pfd)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(invalid(path, "is not a regular file"));

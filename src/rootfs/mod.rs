@@ -105,7 +105,7 @@ pub fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
 /// leads inside the rootfs after symlinks.
 pub fn resolve_executable(rootfs: &Path, path: &str) -> Option<PathBuf> {
     let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-    let fd = rustix::fs::openat2(
+    let fd = crate::sys::openat2(
         &root,
         path.trim_start_matches('/'),
         OFlags::PATH | OFlags::CLOEXEC,
@@ -134,7 +134,7 @@ pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path} does not name a file")));
     }
     let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    let parent = rustix::fs::openat2(
+    let parent = crate::sys::openat2(
         &root,
         if dir.is_empty() { "." } else { dir },
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,

@@ -43,7 +43,7 @@ impl MountOps for Kernel {
     fn resolve(&mut self, dir: &OwnedFd, path: &str) -> io::Result<OwnedFd> {
         // No O_NOFOLLOW: with it, a symlink as the last component would be opened
         // itself instead of refused.
-        Ok(rustix::fs::openat2(
+        Ok(crate::sys::openat2(
             dir,
             path,
             OFlags::PATH | OFlags::CLOEXEC,

@@ -220,7 +220,7 @@ fn invalid_values_are_refused_with_their_key() {
             }
             other => panic!("{key}: {other}"),
         }
-        assert!(e.to_string().starts_with("invalid "), "{e}");
+        assert!(e.to_string().starts_with("failed to load "), "{e}");
     }
 }
 

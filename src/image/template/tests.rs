@@ -116,7 +116,7 @@ fn release_overrides_replace_the_distro_sources() {
 #[test]
 fn unknown_release_lists_releases_with_aliases() {
     let e = tpl("ubuntu").release(Some("warty")).unwrap_err();
-    assert_eq!(e.to_string(), "unknown release \"warty\" of ubuntu");
+    assert_eq!(e.to_string(), "failed to find release \"warty\" of ubuntu: the template does not list it");
     let h = e.hint().unwrap();
     assert!(h.contains("resolute (26.04, LTS, default)"), "{h}");
     assert!(h.contains("noble (24.04, LTS)"), "{h}");
@@ -127,7 +127,7 @@ fn unknown_release_lists_releases_with_aliases() {
 #[test]
 fn unknown_distro_lists_known_ones() {
     let e = load("gentoo", None).unwrap_err();
-    assert_eq!(e.to_string(), "unknown distribution \"gentoo\"");
+    assert_eq!(e.to_string(), "failed to find a template for \"gentoo\": hutch does not know that distribution");
     assert!(e.hint().unwrap().contains("alpine, busybox, centos, debian, fedora, ubuntu"), "{:?}", e.hint());
     assert!(matches!(load("../debian", None), Err(Error::UnknownDistro { .. })));
 }
@@ -270,7 +270,7 @@ fn invalid_templates_are_refused() {
     for (text, want) in cases {
         let e = Template::parse("mini", "/t/mini.toml", &text).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with("invalid template /t/mini.toml: "), "{msg}");
+        assert!(msg.starts_with("failed to load the template /t/mini.toml: "), "{msg}");
         assert!(msg.contains(want), "{want:?} not in {msg}");
     }
 }
@@ -305,7 +305,7 @@ fn arches_normalize_to_debian_names() {
         assert_eq!(normalize_arch(given).unwrap(), want, "{given}");
     }
     let e = normalize_arch("mips").unwrap_err();
-    assert_eq!(e.to_string(), "unknown architecture \"mips\"");
+    assert_eq!(e.to_string(), "failed to use architecture \"mips\": hutch does not know it");
     assert!(e.hint().unwrap().contains("amd64, arm64"));
     assert_eq!(rpm_arch("amd64").unwrap(), "x86_64");
     assert_eq!(rpm_arch("arm64").unwrap(), "aarch64");

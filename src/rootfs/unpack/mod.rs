@@ -395,7 +395,7 @@ fn resolve(root: &OwnedFd, path: &[u8], flags: OFlags) -> rustix::io::Result<Own
     let p: &[u8] = if path.is_empty() { b"." } else { path };
     let mut tries = 0;
     loop {
-        match rustix::fs::openat2(
+        match crate::sys::openat2(
             root,
             os(p),
             flags | OFlags::CLOEXEC,
