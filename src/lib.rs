@@ -21,6 +21,7 @@ pub mod image;
 pub mod lock;
 pub mod monitor;
 pub mod name;
+pub mod network;
 pub mod output;
 pub mod paths;
 pub mod rootfs;
