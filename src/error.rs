@@ -17,6 +17,8 @@ pub enum Error {
     Signal(#[from] crate::signal::SignalError),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+    #[error(transparent)]
+    Network(#[from] crate::network::Error),
     #[error("failed to {action}: {message}")]
     Cli { action: String, message: String, hint: Option<String> },
 }
@@ -36,6 +38,7 @@ impl Error {
             Error::Config(e) => e.hint(),
             Error::Exec(e) => e.hint(),
             Error::Image(e) => e.hint(),
+            Error::Network(e) => e.hint(),
             Error::Cli { hint, .. } => hint.clone(),
             Error::Name(_) | Error::Signal(_) => None,
         }

@@ -73,6 +73,15 @@ impl Paths {
     pub fn host_share(&self, name: &str) -> PathBuf {
         self.runtime(name).join("host")
     }
+    /// What sets this tree's host-wide names (interfaces, nftables tables) apart from
+    /// other trees': empty for the default tree, a short hash for another root.
+    pub fn scope(&self) -> &str {
+        self.cgroup_parent.strip_prefix("hutch-").unwrap_or("")
+    }
+    /// Network definitions and reservations.
+    pub fn networks(&self) -> PathBuf {
+        self.state.join("networks")
+    }
     /// The image cache: `images/ID/{rootfs,image.toml}`.
     pub fn images(&self) -> PathBuf {
         self.state.join("images")

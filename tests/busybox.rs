@@ -14,7 +14,7 @@ fn busybox_boots_and_stops_with_its_own_signal() {
         return;
     };
     let h = Hutch::new("bb-signal");
-    h.create("bb", &img.busybox(), &[]);
+    h.create("bb", &img.busybox(), &["--network", "none"]);
     assert_eq!(h.ok(&["config", "get", "bb", "init.halt_signal"]).trim(), "SIGUSR1");
     assert_eq!(h.ok(&["config", "get", "bb", "init.ready"]).trim(), "exec");
     h.ok(&["start", "bb", "--wait"]);

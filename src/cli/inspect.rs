@@ -19,11 +19,16 @@ struct ListEntry {
     pid: Option<i32>,
     privileged: bool,
     started_at_ms: Option<u64>,
+    ipv4: Vec<String>,
+    ipv6: Vec<String>,
 }
 
 fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
     let config = Config::load(&paths.config(name)).ok();
+    let nics = config.as_ref().map(|c| crate::network::attach::info(paths, name, c)).unwrap_or_default();
     ListEntry {
+        ipv4: nics.iter().filter_map(|n| n.ipv4.clone()).collect(),
+        ipv6: nics.iter().filter_map(|n| n.ipv6.clone()).collect(),
         name: name.into(),
         state: obs.status,
         pid: obs.init_pid(),
@@ -57,12 +62,14 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
                         e.name.clone(),
                         e.state.as_str().to_uppercase(),
                         e.pid.map_or("-".into(), |p| p.to_string()),
+                        if e.ipv4.is_empty() { "-".into() } else { e.ipv4.join(",") },
+                        if e.ipv6.is_empty() { "-".into() } else { e.ipv6.join(",") },
                         if e.privileged { "privileged".into() } else { "unprivileged".into() },
                         e.started_at_ms.map_or("-".into(), |t| output::duration(now.saturating_sub(t) / 1000)),
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&["NAME", "STATE", "PID", "TYPE", "UPTIME"], &rows));
+            print!("{}", output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows));
         }
     }
     Ok(0)
@@ -88,6 +95,8 @@ struct Info {
     rootfs: String,
     config: String,
     last_exit: Option<LastExit>,
+    nics: Vec<crate::network::attach::NicInfo>,
+    ports: Vec<crate::config::Port>,
 }
 
 pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
@@ -115,6 +124,8 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         rootfs: config.rootfs_path(&paths.container(name)).display().to_string(),
         config: paths.config(name).display().to_string(),
         last_exit: LastExit::load(&paths.last_exit(name)),
+        nics: crate::network::attach::info(paths, name, &config),
+        ports: config.ports.clone(),
     };
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
@@ -162,6 +173,30 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     }
     if let Some(cg) = &info.cgroup {
         items.push(("Cgroup", cg.unified.display().to_string()));
+    }
+    for n in &info.nics {
+        let traffic = match (n.rx_bytes, n.tx_bytes) {
+            (Some(rx), Some(tx)) => format!(", rx {rx} B, tx {tx} B"),
+            _ => String::new(),
+        };
+        items.push((
+            "Network",
+            format!(
+                "{} on {}: {}{} mac {}, host veth {}{traffic}",
+                n.name,
+                n.network,
+                n.ipv4.as_deref().unwrap_or("no address"),
+                n.ipv6.as_deref().map(|a| format!(", {a}")).unwrap_or_default(),
+                n.mac,
+                n.host_veth
+            ),
+        ));
+    }
+    for p in &info.ports {
+        items.push((
+            "Port",
+            format!("{}:{} -> {}/{}", p.host_ip.as_deref().unwrap_or("*"), p.host_port, p.container_port, p.proto),
+        ));
     }
     items.push(("Rootfs", info.rootfs.clone()));
     items.push(("Config", info.config.clone()));

@@ -49,7 +49,12 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         ));
     }
     let privileged = args.privileged;
-    let created = container::create(paths, name, &source, privileged)?;
+    let networks: Vec<String> = match args.networks.as_slice() {
+        [] => vec![crate::network::net::DEFAULT.to_string()],
+        [none] if none == "none" => Vec::new(),
+        many => many.to_vec(),
+    };
+    let created = container::create(paths, name, &source, privileged, &networks)?;
     notify(&created.notices);
     println!(
         "Created {name} ({}{}, {} init {}, halt signal {}{})",

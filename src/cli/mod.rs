@@ -6,6 +6,7 @@ mod config_cmd;
 mod image_cmd;
 mod inspect;
 mod lifecycle;
+mod network_cmd;
 mod run;
 
 use std::ffi::OsString;
@@ -51,6 +52,16 @@ pub enum Cmd {
     },
     /// Turn a stopped container into a cached image with an alias
     Publish { name: String, alias: String },
+    /// Manage bridge networks (DHCP and DNS by dnsmasq, NAT by nftables)
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
+    },
+    /// Publish container ports on the host (like `docker run -p`)
+    Port {
+        #[command(subcommand)]
+        cmd: PortCmd,
+    },
     /// Boot a container
     Start {
         name: String,
@@ -183,6 +194,10 @@ pub struct CreateArgs {
     /// Run without a user namespace (container root is host root)
     #[arg(long)]
     pub privileged: bool,
+    /// A NIC on this network (repeatable; eth0, eth1...); `none` for no network.
+    /// Default: one NIC on hutchbr0
+    #[arg(long = "network", value_name = "NAME")]
+    pub networks: Vec<String>,
 }
 
 /// Where an image comes from, for `create -t` and `image pull`.
@@ -235,6 +250,66 @@ pub enum ImageCmd {
         /// xz compression level, 0-9
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=9))]
         level: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Create a bridge network and bring it up
+    Create {
+        name: String,
+        /// IPv4 subnet (default: a free /24 in 10.0.0.0/8)
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// IPv6 /64 announced to containers: a CIDR, auto (a random ULA) or none
+        #[arg(long, value_name = "CIDR", default_value = "none")]
+        ipv6: String,
+        /// Do not masquerade traffic leaving the subnet
+        #[arg(long)]
+        no_nat: bool,
+    },
+    /// List networks
+    #[command(alias = "ls")]
+    List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Show a network, its containers and their addresses
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete a network (refused while a container uses it)
+    #[command(alias = "rm")]
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCmd {
+    /// Publish [HOST_IP:]HOST_PORT on the host as CONTAINER_PORT in the container
+    Add {
+        name: String,
+        /// [HOST_IP:]HOST_PORT
+        host: String,
+        container_port: u16,
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+        proto: String,
+    },
+    /// List a container's published ports
+    #[command(alias = "ls")]
+    List {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Stop publishing HOST_PORT
+    Rm {
+        name: String,
+        /// [HOST_IP:]HOST_PORT
+        host: String,
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
+        proto: String,
     },
 }
 
@@ -323,6 +398,8 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         }
         Cmd::Image { cmd } => image_cmd::run(&paths, cmd),
         Cmd::Publish { name, alias } => image_cmd::publish(&paths, &name, &alias),
+        Cmd::Network { cmd } => network_cmd::network(&paths, cmd),
+        Cmd::Port { cmd } => network_cmd::port(&paths, cmd),
         Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
         Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),

@@ -78,6 +78,53 @@ pub struct Config {
     /// Extra variables in init's environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Network interfaces, each a veth pair onto a managed network's bridge.
+    #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<Nic>,
+    /// Host ports published to the container while it runs.
+    #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    /// The managed network (see `hutch network list`).
+    pub network: String,
+    /// The interface's name inside the container.
+    #[serde(default = "default_nic_name")]
+    pub name: String,
+    /// Stable MAC address, generated at create.
+    pub mac: String,
+    /// "auto" (a reservation from the network's pool, made at create) or a fixed
+    /// address in the network's subnet.
+    #[serde(default = "default_auto")]
+    pub ipv4: String,
+    /// The address reserved for this NIC (filled in by hutch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// Host address to listen on; all of the host's addresses when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    pub host_port: u16,
+    pub container_port: u16,
+    #[serde(default = "default_proto")]
+    pub proto: String,
+}
+
+fn default_nic_name() -> String {
+    "eth0".into()
+}
+fn default_auto() -> String {
+    "auto".into()
+}
+fn default_proto() -> String {
+    "tcp".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +211,8 @@ impl Config {
             idmap: None,
             console: Console::default(),
             env: BTreeMap::new(),
+            nics: Vec::new(),
+            ports: Vec::new(),
         }
     }
 
@@ -261,7 +310,7 @@ impl Config {
                 );
             }
         }
-        Ok(())
+        validate_network(self)
     }
 
     /// The file's text: a header comment, then the TOML.
@@ -299,6 +348,61 @@ impl Config {
     pub fn log_size(&self) -> u64 {
         crate::size::parse(&self.console.log_size).unwrap_or(1 << 20)
     }
+}
+
+/// `[[nic]]` and `[[port]]`: well-formed values; subnets and reservations are the
+/// network's to check.
+fn validate_network(c: &Config) -> Result<(), (String, String)> {
+    let bad = |k: String, m: String| Err((k, m));
+    let mut names = Vec::new();
+    for (i, nic) in c.nics.iter().enumerate() {
+        let k = |f: &str| format!("nic[{i}].{f}");
+        if let Err(e) = crate::name::validate(&nic.network) {
+            return bad(k("network"), e.to_string().replace("container name", "network name"));
+        }
+        if let Err(e) = crate::network::addr::validate_ifname(&nic.name) {
+            return bad(k("name"), e.to_string());
+        }
+        if names.contains(&&nic.name) {
+            return bad(k("name"), format!("{} is used by another nic", nic.name));
+        }
+        names.push(&nic.name);
+        if let Err(e) = crate::network::addr::parse_mac(&nic.mac) {
+            return bad(k("mac"), e.to_string());
+        }
+        if nic.ipv4 != "auto" && nic.ipv4.parse::<std::net::Ipv4Addr>().is_err() {
+            return bad(k("ipv4"), format!("{:?} is neither \"auto\" nor an IPv4 address", nic.ipv4));
+        }
+        if let Some(a) = &nic.ipv4_address {
+            if a.parse::<std::net::Ipv4Addr>().is_err() {
+                return bad(k("ipv4_address"), format!("{a:?} is not an IPv4 address"));
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    for (i, p) in c.ports.iter().enumerate() {
+        let k = |f: &str| format!("port[{i}].{f}");
+        if p.proto != "tcp" && p.proto != "udp" {
+            return bad(k("proto"), format!("{:?} is not tcp or udp", p.proto));
+        }
+        if p.host_port == 0 || p.container_port == 0 {
+            return bad(k("host_port"), "ports are 1-65535".into());
+        }
+        if let Some(ip) = &p.host_ip {
+            if ip.parse::<std::net::IpAddr>().is_err() {
+                return bad(k("host_ip"), format!("{ip:?} is not an IP address"));
+            }
+        }
+        let key = (p.host_ip.clone(), p.host_port, p.proto.clone());
+        if seen.contains(&key) {
+            return bad(k("host_port"), format!("{}/{} is published twice", p.host_port, p.proto));
+        }
+        seen.push(key);
+    }
+    if !c.ports.is_empty() && c.nics.is_empty() {
+        return bad("port".into(), "published ports need a nic".into());
+    }
+    Ok(())
 }
 
 /// 1-based line and column of byte offset `pos` (for parse errors in any TOML file).

@@ -33,6 +33,22 @@ pub struct Created {
     pub notices: Notices,
 }
 
+/// Releases a create's address reservations unless disarmed.
+struct Reserved<'a> {
+    paths: &'a Paths,
+    name: &'a str,
+    nics: &'a [crate::config::Nic],
+    armed: bool,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            crate::network::attach::release_all(self.paths, self.name, self.nics);
+        }
+    }
+}
+
 /// Removes its directory unless disarmed.
 struct Staging {
     path: PathBuf,
@@ -51,7 +67,14 @@ pub fn staging_dir(paths: &Paths, name: &str) -> PathBuf {
     paths.containers().join(format!(".staging-{name}"))
 }
 
-pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> Result<Created, Error> {
+/// `networks`: a NIC on each (eth0, eth1...); empty for none.
+pub fn create(
+    paths: &Paths,
+    name: &str,
+    source: &Source,
+    privileged: bool,
+    networks: &[String],
+) -> Result<Created, Error> {
     crate::name::validate(name)?;
     let mut notices = Notices::new();
     // Check the input before creating anything.
@@ -148,18 +171,28 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
         _ => crate::image::cache::os_release(&view),
     };
     // No NICs yet: networking is configured when a container gets one.
-    let custom = super::customize::plan(name, distro.as_ref(), init, family, 0)?;
+    let mut nics: Vec<crate::config::Nic> = networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| crate::network::attach::new_nic(n, &format!("eth{i}"), name))
+        .collect();
+    let custom = super::customize::plan(name, distro.as_ref(), init, family, nics.len())?;
     match &layers {
         Some(l) => storage::overlay::with_merged(l, &rootfs, |root| custom.apply(root).map_err(|e| e.to_string()))?,
         None => custom.apply(&rootfs)?,
     }
     let (init, family) = (custom.init.clone(), custom.family);
     let distro = custom.distro().map(str::to_string);
+    // Addresses are reserved now, so they are known before the guest asks; released
+    // again if the create goes no further.
+    crate::network::attach::reserve_all(paths, name, &mut nics)?;
+    let reserved = Reserved { paths, name, nics: &nics, armed: true };
     let mut config = Config::new(init, privileged);
     config.rootfs.storage = kind;
     if let Source::Image { meta, .. } = source {
         config.rootfs.image = Some(meta.id.clone());
     }
+    config.nics = nics.clone();
     config.save(&staging.path.join("config.toml"))?;
     fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
 
@@ -172,6 +205,8 @@ pub fn create(paths: &Paths, name: &str, source: &Source, privileged: bool) -> R
     })?;
     let mut staging = staging;
     staging.armed = false;
+    let mut reserved = reserved;
+    reserved.armed = false;
     Ok(Created { init_family: family, distro, config, notices })
 }
 

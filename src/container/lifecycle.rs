@@ -75,6 +75,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
         });
     }
     crate::cgroup::Layout::detect()?;
+    crate::network::attach::prepare(paths, name, &config)?;
 
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("create a pipe for", paths.runtime(name))(e.into()))?;
@@ -209,6 +210,11 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
     }
     let detail = stop_directly(&state, timeout, force);
     state.cgroup.remove()?;
+    if let Ok(config) = Config::load(&paths.config(name)) {
+        for p in crate::network::attach::unplug(paths, name, &config) {
+            notices.push(format!("network cleanup: {p}"));
+        }
+    }
     LastExit::new(if detail.starts_with("killed") { "killed" } else { "poweroff" }, detail.clone())
         .save(&paths.last_exit(name))
         .map_err(io_err("write", paths.last_exit(name)))?;
@@ -320,6 +326,9 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
     // Rename first: a destroy killed half-way leaves a trash directory, never a
     // half-deleted container that still looks real.
     let dir = paths.container(name);
+    if let Ok(config) = Config::load(&paths.config(name)) {
+        crate::network::attach::release_all(paths, name, &config.nics);
+    }
     let trash = paths.containers().join(format!(".trash-{name}-{}", &crate::sys::random_hex128()[..8]));
     std::fs::rename(&dir, &trash).map_err(io_err("move aside", &dir))?;
     fsutil::remove_tree(&trash).map_err(io_err("remove", &trash))?;

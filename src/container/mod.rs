@@ -51,6 +51,8 @@ pub enum Error {
     Image(#[from] crate::image::Error),
     #[error(transparent)]
     Distro(#[from] crate::distro::Error),
+    #[error(transparent)]
+    Network(#[from] crate::network::Error),
 }
 
 impl Error {
@@ -78,6 +80,7 @@ impl Error {
             Error::Storage(e) => e.hint(),
             Error::Image(e) => e.hint(),
             Error::Distro(e) => e.hint(),
+            Error::Network(e) => e.hint(),
             _ => None,
         }
     }

@@ -118,6 +118,12 @@ pub fn reconcile(paths: &Paths, name: &str, notices: &mut Notices) -> Result<Obs
             }
             state.cgroup.remove()?;
         }
+        // Its veths and published ports, which no monitor cleaned up.
+        if let Ok(config) = crate::config::Config::load(&paths.config(name)) {
+            for p in crate::network::attach::unplug(paths, name, &config) {
+                notices.push(format!("network cleanup of {name}: {p}"));
+            }
+        }
         let last = LastExit::load(&paths.last_exit(name));
         if last.is_none_or(|l| l.at_ms < state.started_at_ms) {
             let detail = if from_before {

@@ -31,7 +31,13 @@ pub struct Launched {
 }
 
 /// Starts the container's init. On failure the child is gone and the message says why.
-pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) -> Result<Launched, String> {
+/// `plug` runs once the child exists and before it goes on (it moves the NICs in).
+pub fn launch(
+    spec: &ChildSpec,
+    idmap: Option<IdMap>,
+    cgroup: &ContainerCgroup,
+    plug: &dyn Fn(i32) -> Result<(), String>,
+) -> Result<Launched, String> {
     let (parent_end, child_end) = channel::pair().map_err(|e| format!("failed to create the start channel: {e}"))?;
     let host = apply::prepare_host_binds(&spec.steps).map_err(|e| e.to_string())?;
     // No CLONE_NEWNS here: the child unshares its mount namespace itself, after it
@@ -64,6 +70,9 @@ pub fn launch(spec: &ChildSpec, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
     }
     if let Err(e) = cgroup.attach(pid) {
         return Err(abort(e.to_string()));
+    }
+    if let Err(e) = plug(pid) {
+        return Err(abort(e));
     }
     let tree = match rootfs_mount(spec, pid, idmap.as_ref()) {
         Ok(t) => t,

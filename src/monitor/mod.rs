@@ -290,7 +290,13 @@ impl Monitor {
         self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid))).map_err(|e| e.to_string())?;
 
         let spec = self.child_spec()?;
-        let launched = launch::launch(&spec, self.idmap, &self.cgroup)?;
+        let plug = |pid: i32| {
+            // Ports again too: a reboot from inside went through cleanup.
+            crate::network::attach::plug(&self.paths, &self.name, &self.config, pid)
+                .and_then(|_| crate::network::attach::apply_ports(&self.paths, &self.name, &self.config))
+                .map_err(|e| e.to_string())
+        };
+        let launched = launch::launch(&spec, self.idmap, &self.cgroup, &plug)?;
         mlog!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
         let pid = launched.init.pid;
         self.state.init = Some(launched.init);
@@ -327,6 +333,11 @@ impl Monitor {
         Ok(ChildSpec {
             layers: self.config.layers(&self.paths, &container_dir),
             scratch: self.paths.runtime(&self.name),
+            nics: (0..self.config.nics.len())
+                .map(|i| {
+                    (crate::network::attach::peer_name(&self.paths, &self.name, i), self.config.nics[i].name.clone())
+                })
+                .collect(),
             rootfs,
             steps,
             hostname: self.config.hostname.clone().unwrap_or_else(|| self.name.clone()),
@@ -609,6 +620,9 @@ impl Monitor {
 
     /// Waits for the container's processes to be gone, then removes its cgroups.
     fn cleanup_cgroup(&mut self) {
+        for p in crate::network::attach::unplug(&self.paths, &self.name, &self.config) {
+            mlog!("network cleanup: {p}");
+        }
         if !self.cgroup.wait_empty(Duration::from_secs(3)) {
             mlog!("processes remain after init exited; killing them");
             self.cgroup.kill();

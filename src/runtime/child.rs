@@ -36,6 +36,8 @@ pub struct ChildSpec {
     pub layers: Option<crate::storage::Layers>,
     /// An empty directory the monitor may attach overlay layers on while starting.
     pub scratch: std::path::PathBuf,
+    /// Network interfaces the monitor moves in before init: (temporary name, name).
+    pub nics: Vec<(String, String)>,
     pub steps: Vec<Step>,
     pub hostname: String,
     pub argv: Vec<CString>,
@@ -100,6 +102,11 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     nix::unistd::sethostname(&spec.hostname)
         .map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
     sys::loopback_up().map_err(|e| format!("failed to bring up the loopback interface: {e}"))?;
+    // The monitor moved each NIC in under a temporary name.
+    for (tmp, name) in &spec.nics {
+        sys::rename_link(tmp, name).map_err(|e| format!("failed to rename network interface {tmp} to {name}: {e}"))?;
+        sys::link_up(name).map_err(|e| format!("failed to bring up network interface {name}: {e}"))?;
+    }
     sys::drop_bounding(policy::DROPPED_CAPS)?;
     sys::reset_signals();
     console_stdio()?;

@@ -183,8 +183,34 @@ impl Hutch {
         self.ok(&a);
     }
 
+    /// Networks defined in this tree.
+    pub fn networks(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("networks"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.strip_suffix(".toml").filter(|s| !s.ends_with(".reservations")).map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Host interfaces whose name is one of this tree's veths for `name`.
+    pub fn veths(&self, name: &str) -> Vec<String> {
+        let p = self.paths();
+        let mine: Vec<String> = (0..4).map(|i| hutch::network::attach::host_name(&p, name, i)).collect();
+        std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| mine.contains(n))
+            .collect()
+    }
+
     /// Asserts that nothing of `name` is left: directory, runtime files, lock,
-    /// cgroups, mounts.
+    /// cgroups, mounts, veths.
     pub fn assert_gone(&self, name: &str) {
         let p = self.paths();
         assert!(!p.container(name).exists(), "container directory left");
@@ -194,6 +220,7 @@ impl Hutch {
             assert!(!d.exists(), "cgroup {} left", d.display());
         }
         assert!(self.mounts().is_empty(), "mounts left: {:?}", self.mounts());
+        assert!(self.veths(name).is_empty(), "veths left: {:?}", self.veths(name));
     }
 }
 
@@ -209,6 +236,9 @@ impl Drop for Hutch {
             .unwrap_or_default();
         for n in names {
             let _ = self.cmd(&["destroy", "--force", &n]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        for n in self.networks() {
+            let _ = self.cmd(&["network", "delete", &n]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let _ = std::fs::remove_dir_all(&self.root);
     }

@@ -1,0 +1,212 @@
+//! network create, list, show, delete; port add, list, rm.
+
+use serde::Serialize;
+
+use super::{NetworkCmd, PortCmd};
+use crate::config::{Config, Port};
+use crate::error::Error;
+use crate::lock::Lock;
+use crate::network::{attach, net};
+use crate::output::{self, Format, JSON_VERSION};
+use crate::paths::Paths;
+
+#[derive(Serialize)]
+struct NetworkView {
+    #[serde(flatten)]
+    network: net::Network,
+    gateway: String,
+    dnsmasq_pid: Option<i32>,
+    containers: Vec<Member>,
+}
+
+#[derive(Serialize)]
+struct Member {
+    container: String,
+    nic: String,
+    mac: String,
+    ipv4: String,
+}
+
+fn view(paths: &Paths, n: net::Network) -> Result<NetworkView, Error> {
+    let r = net::load_reservations(paths, &n.name)?;
+    Ok(NetworkView {
+        gateway: n.v4().gateway().to_string(),
+        dnsmasq_pid: net::dnsmasq_pid(paths, &n.name),
+        containers: r
+            .list
+            .into_iter()
+            .map(|x| Member { container: x.container, nic: x.nic, mac: x.mac, ipv4: x.ipv4 })
+            .collect(),
+        network: n,
+    })
+}
+
+fn json<T: Serialize>(key: &str, value: &T) {
+    let mut m = serde_json::Map::new();
+    m.insert("format_version".into(), JSON_VERSION.into());
+    m.insert(key.into(), serde_json::to_value(value).expect("serialisable"));
+    println!("{}", serde_json::to_string_pretty(&m).expect("serialisable"));
+}
+
+pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
+    match cmd {
+        NetworkCmd::Create { name, subnet, ipv6, no_nat } => {
+            let opts = net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat };
+            let n = net::create(paths, &name, &opts)?;
+            println!(
+                "Created network {name}: bridge {}, {} (gateway {}){}{}",
+                n.bridge,
+                n.ipv4,
+                n.v4().gateway(),
+                n.ipv6.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),
+                if n.nat { ", NAT" } else { "" }
+            );
+        }
+        NetworkCmd::List { format } => {
+            let views = net::list(paths)?.into_iter().map(|n| view(paths, n)).collect::<Result<Vec<_>, _>>()?;
+            match format {
+                Format::Json => json("networks", &views),
+                Format::Text => {
+                    let rows: Vec<Vec<String>> = views
+                        .iter()
+                        .map(|v| {
+                            vec![
+                                v.network.name.clone(),
+                                v.network.bridge.clone(),
+                                v.network.ipv4.clone(),
+                                v.network.ipv6.clone().unwrap_or_else(|| "-".into()),
+                                if v.network.nat { "yes".into() } else { "no".into() },
+                                v.containers.len().to_string(),
+                                if v.dnsmasq_pid.is_some() { "up".into() } else { "down".into() },
+                            ]
+                        })
+                        .collect();
+                    print!("{}", output::table(&["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"], &rows));
+                }
+            }
+        }
+        NetworkCmd::Show { name, format } => {
+            let v = view(paths, net::require(paths, &name)?)?;
+            match format {
+                Format::Json => json("network", &v),
+                Format::Text => {
+                    println!("Name:     {}", v.network.name);
+                    println!("Bridge:   {}", v.network.bridge);
+                    println!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
+                    println!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
+                    println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
+                    println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
+                    println!(
+                        "dnsmasq:  {}",
+                        v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}"))
+                    );
+                    let rows: Vec<Vec<String>> = v
+                        .containers
+                        .iter()
+                        .map(|m| vec![m.container.clone(), m.nic.clone(), m.ipv4.clone(), m.mac.clone()])
+                        .collect();
+                    print!("{}", output::table(&["CONTAINER", "NIC", "IPV4", "MAC"], &rows));
+                }
+            }
+        }
+        NetworkCmd::Delete { name } => {
+            net::delete(paths, &name)?;
+            println!("Deleted network {name}");
+        }
+    }
+    Ok(0)
+}
+
+/// "[HOST_IP:]PORT" or "[V6]:PORT".
+fn parse_host(s: &str) -> Result<(Option<String>, u16), Error> {
+    let bad = || Error::cli(format!("read {s:?}"), "expected [HOST_IP:]HOST_PORT, e.g. 8080 or 127.0.0.1:8080");
+    let (ip, port) = match s.rsplit_once(':') {
+        Some((ip, port)) => (Some(ip.trim_start_matches('[').trim_end_matches(']').to_string()), port),
+        None => (None, s),
+    };
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    if let Some(ip) = &ip {
+        ip.parse::<std::net::IpAddr>().map_err(|_| bad())?;
+    }
+    Ok((ip, port))
+}
+
+pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
+    match cmd {
+        PortCmd::List { name, format } => {
+            crate::container::require_exists(paths, &name)?;
+            let config = Config::load(&paths.config(&name))?;
+            match format {
+                Format::Json => json("ports", &config.ports),
+                Format::Text => {
+                    let rows: Vec<Vec<String>> = config
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            vec![
+                                p.host_ip.clone().unwrap_or_else(|| "*".into()),
+                                p.host_port.to_string(),
+                                p.container_port.to_string(),
+                                p.proto.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!("{}", output::table(&["HOST_IP", "HOST_PORT", "CONTAINER_PORT", "PROTO"], &rows));
+                }
+            }
+        }
+        PortCmd::Add { name, host, container_port, proto } => {
+            crate::container::require_exists(paths, &name)?;
+            let (host_ip, host_port) = parse_host(&host)?;
+            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            // One host port, one container: across every container of this tree.
+            for other in crate::container::list_names(paths) {
+                let Ok(c) = Config::load(&paths.config(&other)) else { continue };
+                if let Some(p) = c.ports.iter().find(|p| {
+                    p.host_port == host_port
+                        && p.proto == proto
+                        && (p.host_ip.is_none() || host_ip.is_none() || p.host_ip == host_ip)
+                }) {
+                    return Err(Error::with_hint(
+                        format!("publish {host}/{proto} for {name}"),
+                        format!("{other} already publishes it (to its port {})", p.container_port),
+                        format!("pick another host port, or `hutch port rm {other} {host}`"),
+                    ));
+                }
+            }
+            let mut config = Config::load(&paths.config(&name))?;
+            config.ports.push(Port { host_ip, host_port, container_port, proto: proto.clone() });
+            config.validate().map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
+            apply(paths, &name, &config)?;
+            config.save(&paths.config(&name))?;
+            println!("Published {host}/{proto} -> {name}:{container_port}");
+        }
+        PortCmd::Rm { name, host, proto } => {
+            crate::container::require_exists(paths, &name)?;
+            let (host_ip, host_port) = parse_host(&host)?;
+            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            let mut config = Config::load(&paths.config(&name))?;
+            let before = config.ports.len();
+            config.ports.retain(|p| !(p.host_port == host_port && p.proto == proto && p.host_ip == host_ip));
+            if config.ports.len() == before {
+                return Err(Error::with_hint(
+                    format!("unpublish {host}/{proto} of {name}"),
+                    "it is not published",
+                    format!("see `hutch port list {name}`"),
+                ));
+            }
+            apply(paths, &name, &config)?;
+            config.save(&paths.config(&name))?;
+            println!("Unpublished {host}/{proto} of {name}");
+        }
+    }
+    Ok(0)
+}
+
+/// Rules change at once for a running container; a stopped one gets them at start.
+fn apply(paths: &Paths, name: &str, config: &Config) -> Result<(), Error> {
+    if crate::container::observe(paths, name).status.is_up() {
+        attach::apply_ports(paths, name, config)?;
+    }
+    Ok(())
+}
