@@ -54,7 +54,10 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         [none] if none == "none" => Vec::new(),
         many => many.to_vec(),
     };
-    let created = container::create(paths, name, &source, privileged, &networks)?;
+    if args.ipv4.is_some() && networks.is_empty() {
+        return Err(Error::cli(format!("create {name}"), "--ipv4 needs a network"));
+    }
+    let created = container::create(paths, name, &source, privileged, &networks, args.ipv4.as_deref())?;
     notify(&created.notices);
     println!(
         "Created {name} ({}{}, {} init {}, halt signal {}{})",

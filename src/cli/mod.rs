@@ -198,6 +198,9 @@ pub struct CreateArgs {
     /// Default: one NIC on hutchbr0
     #[arg(long = "network", value_name = "NAME")]
     pub networks: Vec<String>,
+    /// A fixed IPv4 address for the first NIC (default: one from the network's pool)
+    #[arg(long, value_name = "ADDR")]
+    pub ipv4: Option<String>,
 }
 
 /// Where an image comes from, for `create -t` and `image pull`.

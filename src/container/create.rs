@@ -74,6 +74,7 @@ pub fn create(
     source: &Source,
     privileged: bool,
     networks: &[String],
+    ipv4: Option<&str>,
 ) -> Result<Created, Error> {
     crate::name::validate(name)?;
     let mut notices = Notices::new();
@@ -176,6 +177,9 @@ pub fn create(
         .enumerate()
         .map(|(i, n)| crate::network::attach::new_nic(n, &format!("eth{i}"), name))
         .collect();
+    if let (Some(first), Some(ip)) = (nics.first_mut(), ipv4) {
+        first.ipv4 = ip.to_string();
+    }
     let custom = super::customize::plan(name, distro.as_ref(), init, family, nics.len())?;
     match &layers {
         Some(l) => storage::overlay::with_merged(l, &rootfs, |root| custom.apply(root).map_err(|e| e.to_string()))?,
