@@ -21,6 +21,8 @@ fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
+    // Under CI a missing prerequisite is a failure, never a skip.
+    assert!(!std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"), "netlink tests need root");
     eprintln!("skipping: needs root");
     false
 }
@@ -293,20 +295,8 @@ fn no_threads_are_started() {
     if !is_root() {
         return;
     }
-    // In this process (the harness has its own threads): none added, none left.
-    let before = threads();
-    let nl = Netlink::new().unwrap();
-    let br = name("b4");
-    let _c = Cleanup(vec![br.clone()]);
-    let l = nl.create_bridge(&br).unwrap();
-    nl.set_up(l.index).unwrap();
-    nl.list().unwrap();
-    assert_eq!(threads(), before);
-    assert!(nl.delete(&br).unwrap());
-    drop(nl);
-    assert_eq!(threads(), before);
-
-    // And in a forked, single-threaded child: exactly one task throughout.
+    // In a forked, single-threaded child (the harness runs other tests on other
+    // threads, so this process's own count proves nothing): one task throughout.
     // SAFETY: the child allocates (glibc's malloc is fork-safe) and uses no lock
     // another thread could hold; it leaves through _exit.
     match unsafe { fork() }.unwrap() {
