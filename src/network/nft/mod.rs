@@ -1,0 +1,264 @@
+//! nftables for a managed network: NAT (masquerade) for the containers' traffic out,
+//! and published ports (DNAT, like `docker run -p`) reachable from other machines and
+//! from the host itself.
+//!
+//! Each network has its own `inet` table (IPv4 and IPv6 in one), `hutch-NETWORK`,
+//! alongside whatever Docker, firewalld or the administrator keep in theirs: hutch
+//! replaces only its own table, atomically, and never flushes the ruleset. This module
+//! only renders `nft -f` scripts; the caller runs them (`nft -f -` with the script on
+//! stdin) and sets the sysctls they rely on.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::addr::{V4Net, V6Net};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("failed to parse protocol {0:?}: expected tcp or udp")]
+    Proto(String),
+    #[error("failed to publish {port}: port 0 is not a port")]
+    PortZero { port: Port },
+    #[error("failed to publish {port}: containers are reachable over IPv4 only")]
+    V6HostIp { port: Port },
+    #[error("failed to publish {port}: {proto} port {host_port} is already published by {other}")]
+    Clash { port: Port, proto: Proto, host_port: u16, other: Port },
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Proto(_) => None,
+            Error::PortZero { .. } => Some("give ports between 1 and 65535".into()),
+            Error::V6HostIp { port } => Some(format!(
+                "publish on an IPv4 address, or on all addresses ({}:{}/{})",
+                port.host_port, port.dest_port, port.proto
+            )),
+            Error::Clash { .. } => Some("publish on another host port, or on a different host address".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+impl FromStr for Proto {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Proto, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            _ => Err(Error::Proto(s.to_string())),
+        }
+    }
+}
+
+/// A published port: `host_ip:host_port` (every local address when `host_ip` is
+/// `None` or unspecified) forwarded to the container at `dest:dest_port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Port {
+    pub proto: Proto,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub dest: Ipv4Addr,
+    pub dest_port: u16,
+}
+
+impl Port {
+    /// The host address this port is bound to; `None` for every local address
+    /// (including an explicit `0.0.0.0` or `::`).
+    pub fn bound_ip(&self) -> Option<IpAddr> {
+        self.host_ip.filter(|ip| !ip.is_unspecified())
+    }
+}
+
+/// `8080->10.0.3.5:80/tcp`, `127.0.0.1:8080->10.0.3.5:80/tcp`, `[::1]:8080->...`.
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host_ip {
+            Some(IpAddr::V4(ip)) => write!(f, "{ip}:")?,
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            None => {}
+        }
+        write!(f, "{}->{}:{}/{}", self.host_port, self.dest, self.dest_port, self.proto)
+    }
+}
+
+/// Refuses ports [`render`] cannot express or that would fight: port 0, an IPv6
+/// host address (the container has only IPv4 to forward to), and two ports on the
+/// same protocol and host port whose host addresses overlap (all addresses overlap
+/// every one). Pass every network's ports, not just one network's: each network's
+/// table DNATs independently, and two tables claiming a port would race.
+pub fn check_ports(ports: &[Port]) -> Result<(), Error> {
+    for (i, p) in ports.iter().enumerate() {
+        if p.host_port == 0 || p.dest_port == 0 {
+            return Err(Error::PortZero { port: *p });
+        }
+        if matches!(p.bound_ip(), Some(IpAddr::V6(_))) {
+            return Err(Error::V6HostIp { port: *p });
+        }
+        let clash = ports[..i].iter().find(|o| {
+            o.proto == p.proto
+                && o.host_port == p.host_port
+                && (o.bound_ip().is_none() || p.bound_ip().is_none() || o.bound_ip() == p.bound_ip())
+        });
+        if let Some(other) = clash {
+            return Err(Error::Clash { port: *p, proto: p.proto, host_port: p.host_port, other: *other });
+        }
+    }
+    Ok(())
+}
+
+/// What hutch's table for one network holds.
+#[derive(Debug, Clone)]
+pub struct Ruleset<'a> {
+    /// [`table_name`] of the network.
+    pub table: &'a str,
+    /// The network's bridge (a name [`super::addr::validate_bridge_name`] accepts).
+    pub bridge: &'a str,
+    pub net: V4Net,
+    pub v6: Option<V6Net>,
+    /// Masquerade containers' traffic leaving the subnet.
+    pub nat: bool,
+    /// Published ports, already through [`check_ports`].
+    pub ports: &'a [Port],
+}
+
+/// `hutch-NETWORK`, with anything nft would not take in a bare identifier (outside
+/// `a-zA-Z0-9._-`) replaced by `_`.
+pub fn table_name(network: &str) -> String {
+    let clean: String = network
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    format!("hutch-{clean}")
+}
+
+/// One `nft -f` script that replaces the network's table in a single transaction:
+/// `table inet T {}` creates it if missing (adding an existing table is no error),
+/// `delete table inet T` drops it with every chain and rule, and the full definition
+/// follows. Either all of it applies or none.
+///
+/// Chains:
+/// * `forward` (filter): accepts the bridge's traffic out, replies back in, and new
+///   connections to published ports. Our policy is accept, so these rules mostly
+///   document intent: a packet must be accepted by *every* base chain on the hook,
+///   and another table's drop (Docker sets iptables' FORWARD policy to DROP) still
+///   drops it. Letting the bridge through such a firewall is the caller's business.
+/// * `prerouting` (dstnat): DNAT for published ports arriving from outside (or from
+///   containers: hairpin). Packets from the bridge to the gateway address itself are
+///   left alone first, so publishing e.g. port 53 cannot hijack the containers' own
+///   DNS (dnsmasq on the gateway).
+/// * `output` (nat, -100): the same DNAT for connections the host itself makes, to
+///   127.0.0.1 or any of its addresses.
+/// * `postrouting` (srcnat): masquerade for traffic leaving the subnet when `nat`;
+///   masquerade of 127.0.0.0/8 sources going to the bridge (a DNATed connection from
+///   the host's 127.0.0.1 needs the bridge's `net.ipv4.conf.BRIDGE.route_localnet=1`,
+///   which the caller sets, and a source the container can answer); and hairpin
+///   masquerade, so a container reaching a sibling's published port through a host
+///   address gets the reply back through the host (`ct status dnat` limits it to
+///   DNATed connections, not siblings talking directly across a bridge that
+///   br_netfilter shows to inet hooks).
+///
+/// Ports with an IPv6 host address are left out ([`check_ports`] refuses them).
+pub fn render(r: &Ruleset) -> String {
+    let t = r.table;
+    let br = r.bridge;
+    let net = r.net.normalised();
+    let ports: Vec<&Port> = r.ports.iter().filter(|p| !matches!(p.bound_ip(), Some(IpAddr::V6(_)))).collect();
+    let mut s = String::new();
+    let mut w = |l: &str| {
+        s.push_str(l);
+        s.push('\n');
+    };
+    w(&format!("# hutch network table {t} (bridge {br}), replaced whole on every change."));
+    w(&format!("table inet {t} {{}}"));
+    w(&format!("delete table inet {t}"));
+    w(&format!("table inet {t} {{"));
+
+    w("\tchain forward {");
+    w("\t\ttype filter hook forward priority filter; policy accept;");
+    w(&format!("\t\tiifname \"{br}\" accept"));
+    w(&format!("\t\toifname \"{br}\" ct state established,related accept"));
+    let mut seen = HashSet::new();
+    for p in ports.iter().filter(|p| seen.insert((p.proto, p.dest, p.dest_port))) {
+        w(&format!("\t\toifname \"{br}\" ip daddr {} {} dport {} ct state new accept", p.dest, p.proto, p.dest_port));
+    }
+    w("\t}");
+
+    let dnat = |p: &Port| {
+        let matcher = match p.bound_ip() {
+            Some(ip) => format!("ip daddr {ip}"),
+            // The family check keeps IPv6 packets away from an IPv4 DNAT: `fib` alone
+            // matches both in an inet table.
+            None => "meta nfproto ipv4 fib daddr type local".to_string(),
+        };
+        format!("\t\t{matcher} {} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port)
+    };
+    w("\tchain prerouting {");
+    w("\t\ttype nat hook prerouting priority dstnat; policy accept;");
+    if !ports.is_empty() {
+        w(&format!("\t\tiifname \"{br}\" ip daddr {} return", net.gateway()));
+    }
+    for p in &ports {
+        w(&dnat(p));
+    }
+    w("\t}");
+
+    w("\tchain output {");
+    w("\t\ttype nat hook output priority -100; policy accept;");
+    for p in &ports {
+        w(&dnat(p));
+    }
+    w("\t}");
+
+    w("\tchain postrouting {");
+    w("\t\ttype nat hook postrouting priority srcnat; policy accept;");
+    if r.nat {
+        w(&format!("\t\tip saddr {net} ip daddr != {net} masquerade"));
+        if let Some(v6) = &r.v6 {
+            w(&format!("\t\tip6 saddr {v6} ip6 daddr != {v6} masquerade"));
+        }
+    }
+    if !ports.is_empty() {
+        w(&format!("\t\tip saddr 127.0.0.0/8 oifname \"{br}\" masquerade"));
+    }
+    // One hairpin rule per destination, however many host ports lead to it.
+    let mut seen = HashSet::new();
+    for p in ports.iter().filter(|p| seen.insert((p.proto, p.dest, p.dest_port))) {
+        w(&format!(
+            "\t\tip saddr {net} ip daddr {} {} dport {} ct status dnat masquerade",
+            p.dest, p.proto, p.dest_port
+        ));
+    }
+    w("\t}");
+    w("}");
+    s
+}
+
+/// Removes the table if it exists and does nothing otherwise (the same add-then-
+/// delete idiom, in one transaction).
+pub fn render_delete(table: &str) -> String {
+    format!("table inet {table} {{}}\ndelete table inet {table}\n")
+}
+
+#[cfg(test)]
+mod tests;
