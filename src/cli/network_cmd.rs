@@ -81,7 +81,10 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                             ]
                         })
                         .collect();
-                    print!("{}", output::table(&["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"], &rows));
+                    print!(
+                        "{}",
+                        output::table(&["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"], &rows)
+                    );
                 }
             }
         }
@@ -96,10 +99,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                     println!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
                     println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
                     println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
-                    println!(
-                        "dnsmasq:  {}",
-                        v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}"))
-                    );
+                    println!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
                     let rows: Vec<Vec<String>> = v
                         .containers
                         .iter()
@@ -158,7 +158,8 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         PortCmd::Add { name, host, container_port, proto } => {
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
-            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            let _lock =
+                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
             // One host port, one container: across every container of this tree.
             for other in crate::container::list_names(paths) {
                 let Ok(c) = Config::load(&paths.config(&other)) else { continue };
@@ -176,7 +177,9 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             }
             let mut config = Config::load(&paths.config(&name))?;
             config.ports.push(Port { host_ip, host_port, container_port, proto: proto.clone() });
-            config.validate().map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
+            config
+                .validate()
+                .map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
             apply(paths, &name, &config)?;
             config.save(&paths.config(&name))?;
             println!("Published {host}/{proto} -> {name}:{container_port}");
@@ -184,7 +187,8 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         PortCmd::Rm { name, host, proto } => {
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
-            let _lock = Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
+            let _lock =
+                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
             let mut config = Config::load(&paths.config(&name))?;
             let before = config.ports.len();
             config.ports.retain(|p| !(p.host_port == host_port && p.proto == proto && p.host_ip == host_ip));

@@ -139,10 +139,10 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
     if config.ports.is_empty() {
         return remove_ports(paths, container);
     }
-    let nic = config.nics.first().ok_or_else(|| Error::Port {
-        what: format!("ports of {container}"),
-        message: "it has no nic".into(),
-    })?;
+    let nic = config
+        .nics
+        .first()
+        .ok_or_else(|| Error::Port { what: format!("ports of {container}"), message: "it has no nic".into() })?;
     let n = net::require(paths, &nic.network)?;
     let dest: Ipv4Addr = reserved(paths, container, nic)?.ok_or_else(|| Error::Port {
         what: format!("ports of {container}"),
@@ -214,9 +214,9 @@ pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
                 mac: nic.mac.clone(),
                 ipv4: reserved(paths, container, nic).ok().flatten().map(|a| a.to_string()),
                 ipv6: network.as_ref().and_then(|n| slaac(n, &nic.mac)).map(|a| a.to_string()),
-                host_veth: host,
                 rx_bytes: stat("tx_bytes"),
                 tx_bytes: stat("rx_bytes"),
+                host_veth: host.clone(),
             }
         })
         .collect()

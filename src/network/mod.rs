@@ -2,11 +2,11 @@
 //! reservations, dnsmasq for DHCP and DNS, nftables for NAT and published ports.
 
 pub mod addr;
+pub mod attach;
 pub mod dnsmasq;
 pub mod link;
-pub mod nft;
-pub mod attach;
 pub mod net;
+pub mod nft;
 
 use std::path::PathBuf;
 
@@ -34,7 +34,7 @@ pub enum Error {
     NotABridge { name: String, kind: String },
     #[error("failed to use address {address} on {network}: {message}")]
     BadAddress { address: String, network: String, message: String },
-    #[error("failed to reserve an address on {network}: {message}{}", holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default())]
+    #[error("{message}{}", holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default())]
     Allocate { network: String, message: String, holder: Option<String>, hint: Option<String> },
     #[error("failed to find {program}: it is not installed")]
     MissingProgram { program: &'static str, package: &'static str },
@@ -52,7 +52,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::MissingProgram { package, .. } => Some(format!("install the {package} package")),
-            Error::NoSuchNetwork { .. } => Some("see `hutch network list`, or create it with `hutch network create`".into()),
+            Error::NoSuchNetwork { .. } => {
+                Some("see `hutch network list`, or create it with `hutch network create`".into())
+            }
             Error::InUse { .. } => Some("destroy those containers, or move their nics to another network".into()),
             Error::NotABridge { name, .. } => {
                 Some(format!("hutch will not take over {name}; create the network under another name"))

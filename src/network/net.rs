@@ -167,13 +167,16 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
     let ipv6 = match opts.ipv6 {
         None | Some("none") => None,
         Some("auto") => Some(addr::ula_subnet(&format!("{}{name}", paths.scope())).to_string()),
-        Some(s) => Some(V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?.to_string()),
+        Some(s) => Some(
+            V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?.to_string(),
+        ),
     };
     let bridge = match paths.scope() {
         "" if addr::validate_ifname(name).is_ok() => name.to_string(),
         scope => addr::ifname("hb-", &format!("{scope}{name}")),
     };
-    let net = Network { name: name.into(), bridge, ipv4: v4.to_string(), ipv6, nat: opts.nat, domain: DEFAULT_DOMAIN.into() };
+    let net =
+        Network { name: name.into(), bridge, ipv4: v4.to_string(), ipv6, nat: opts.nat, domain: DEFAULT_DOMAIN.into() };
     fsutil::ensure_dir(&paths.networks(), 0o755).map_err(io("create", &paths.networks()))?;
     let text = toml::to_string(&net).expect("serialisable");
     let f = file(paths, name);
@@ -236,7 +239,10 @@ fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
     let link = match nl.get(&net.bridge)? {
         Some(l) if l.kind.as_deref() == Some("bridge") => l,
         Some(l) => {
-            return Err(Error::NotABridge { name: net.bridge.clone(), kind: l.kind.unwrap_or_else(|| "unknown".into()) });
+            return Err(Error::NotABridge {
+                name: net.bridge.clone(),
+                kind: l.kind.unwrap_or_else(|| "unknown".into()),
+            });
         }
         None => nl.create_bridge(&net.bridge)?,
     };
@@ -307,7 +313,11 @@ pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::confi
     let mut r = load_reservations(paths, &net.name)?;
     let fixed = match nic.ipv4.as_str() {
         "auto" => None,
-        s => Some(s.parse::<Ipv4Addr>().map_err(|_| Error::BadAddress { address: s.into(), network: net.name.clone(), message: "not an IPv4 address".into() })?),
+        s => Some(s.parse::<Ipv4Addr>().map_err(|_| Error::BadAddress {
+            address: s.into(),
+            network: net.name.clone(),
+            message: "not an IPv4 address".into(),
+        })?),
     };
     if let Some(mine) = r.list.iter().find(|x| x.container == container && x.nic == nic.name) {
         let ip: Ipv4Addr = mine.ipv4.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -317,12 +327,17 @@ pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::confi
         r.list.retain(|x| !(x.container == container && x.nic == nic.name));
     }
     let used: Vec<Ipv4Addr> = r.list.iter().filter_map(|x| x.ipv4.parse().ok()).collect();
-    let ip = addr::allocate(&net.v4(), &used, fixed).map_err(|e| {
+    let ip = addr::allocate(&net.v4(), &used, fixed, &net.name).map_err(|e| {
         // Name the holder of a taken address.
         let holder = fixed.and_then(|f| r.list.iter().find(|x| x.ipv4 == f.to_string())).map(|x| x.container.clone());
         Error::Allocate { network: net.name.clone(), message: e.to_string(), holder, hint: e.hint() }
     })?;
-    r.list.push(Reservation { container: container.into(), nic: nic.name.clone(), mac: nic.mac.clone(), ipv4: ip.to_string() });
+    r.list.push(Reservation {
+        container: container.into(),
+        nic: nic.name.clone(),
+        mac: nic.mac.clone(),
+        ipv4: ip.to_string(),
+    });
     save_reservations(paths, &net.name, &r)?;
     write_dns_files(paths, net)?;
     reload_dnsmasq(paths, net);
@@ -374,7 +389,11 @@ fn write_dns_files(paths: &Paths, net: &Network) -> Result<(), Error> {
         .list
         .iter()
         .filter_map(|x| {
-            Some(dnsmasq::Reservation { mac: addr::parse_mac(&x.mac).ok()?, ipv4: x.ipv4.parse().ok()?, name: x.container.clone() })
+            Some(dnsmasq::Reservation {
+                mac: addr::parse_mac(&x.mac).ok()?,
+                ipv4: x.ipv4.parse().ok()?,
+                name: x.container.clone(),
+            })
         })
         .collect();
     let conf = dnsmasq::render(&dnsmasq::Conf {
@@ -388,7 +407,9 @@ fn write_dns_files(paths: &Paths, net: &Network) -> Result<(), Error> {
         lease_file: &f.leases,
         log_file: Some(&f.log),
     });
-    for (p, text) in [(&f.conf, conf), (&f.hosts, dnsmasq::hosts_file(&rs)), (&f.addn, dnsmasq::addn_hosts(&rs, &net.domain))] {
+    for (p, text) in
+        [(&f.conf, conf), (&f.hosts, dnsmasq::hosts_file(&rs)), (&f.addn, dnsmasq::addn_hosts(&rs, &net.domain))]
+    {
         fsutil::atomic_write(p, text.as_bytes(), 0o644).map_err(io("write", p))?;
     }
     Ok(())
@@ -418,7 +439,10 @@ fn ensure_dnsmasq(paths: &Paths, net: &Network) -> Result<(), Error> {
         .output()
         .map_err(io("run", Path::new("dnsmasq")))?;
     if !out.status.success() {
-        return Err(Error::Dnsmasq { network: net.name.clone(), message: String::from_utf8_lossy(&out.stderr).trim().into() });
+        return Err(Error::Dnsmasq {
+            network: net.name.clone(),
+            message: String::from_utf8_lossy(&out.stderr).trim().into(),
+        });
     }
     Ok(())
 }
@@ -451,7 +475,8 @@ pub fn nft_apply(script: &str) -> Result<(), Error> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(io("run", Path::new("nft")))?;
-    std::io::Write::write_all(child.stdin.as_mut().expect("piped"), script.as_bytes()).map_err(io("run", Path::new("nft")))?;
+    std::io::Write::write_all(child.stdin.as_mut().expect("piped"), script.as_bytes())
+        .map_err(io("run", Path::new("nft")))?;
     drop(child.stdin.take());
     let out = child.wait_with_output().map_err(io("run", Path::new("nft")))?;
     if !out.status.success() {
