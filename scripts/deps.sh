@@ -6,6 +6,8 @@ pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have debootstrap || pkgs+=(debootstrap)
 have busybox || pkgs+=(busybox-static)
+have dnsmasq || pkgs+=(dnsmasq-base)
+have nft || pkgs+=(nftables)
 have cc || pkgs+=(gcc)
 have pkg-config || pkgs+=(pkg-config)
 if [ "${1:-}" = --tests ]; then

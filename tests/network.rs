@@ -269,3 +269,28 @@ fn a_bridge_name_held_by_another_link_is_not_taken_over() {
     assert!(err.contains("already a veth link"), "{err}");
     assert!(h.networks().is_empty(), "{:?}", h.networks());
 }
+
+#[test]
+fn ipv6_slaac_gives_the_address_list_shows() {
+    let Some(img) = require("network_ipv6", &["dnsmasq", "nft"]) else {
+        return;
+    };
+    let h = Hutch::new("net-v6");
+    h.ok(&["network", "create", "six", "--subnet", &free_29(), "--ipv6", "auto"]);
+    h.create("b", &img.busybox(), &["--network", "six"]);
+    let v: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
+    let want = v["containers"][0]["ipv6"][0].as_str().unwrap().to_string();
+    assert!(want.starts_with("fd"), "{want}");
+    let hex: String = want.parse::<std::net::Ipv6Addr>().unwrap().octets().iter().map(|b| format!("{b:02x}")).collect();
+    h.ok(&["start", "b", "--wait"]);
+    // The kernel's SLAAC, from dnsmasq's router advertisements.
+    assert!(
+        eventually(Duration::from_secs(15), || h.exec("b", &["cat", "/proc/net/if_inet6"]).contains(&hex)),
+        "{want} never appeared: {}",
+        h.exec("b", &["cat", "/proc/net/if_inet6"])
+    );
+    h.ok(&["stop", "b"]);
+    h.ok(&["destroy", "b"]);
+    h.assert_gone("b");
+    delete_network_and_check(&h, "six");
+}

@@ -27,6 +27,15 @@ pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
 /// records them in the NICs. On error nothing stays reserved.
 pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(), Error> {
     for i in 0..nics.len() {
+        // A generated MAC is 24 random bits: draw again on the rare clash.
+        if let Ok(r) = net::load_reservations(paths, &nics[i].network) {
+            for _ in 0..16 {
+                if !r.list.iter().any(|x| x.mac == nics[i].mac && x.container != container) {
+                    break;
+                }
+                nics[i].mac = new_nic(&nics[i].network, &nics[i].name, container).mac;
+            }
+        }
         let result = net::ensure(paths, &nics[i].network).and_then(|n| net::reserve(paths, &n, container, &nics[i]));
         match result {
             Ok(ip) => nics[i].ipv4_address = Some(ip.to_string()),
