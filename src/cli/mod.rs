@@ -270,6 +270,9 @@ pub enum NetworkCmd {
         /// Do not masquerade traffic leaving the subnet
         #[arg(long)]
         no_nat: bool,
+        /// DNS domain of the containers' names (NAME.DOMAIN)
+        #[arg(long, default_value = "hutch")]
+        domain: String,
     },
     /// List networks
     #[command(alias = "ls")]

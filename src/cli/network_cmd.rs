@@ -50,8 +50,8 @@ fn json<T: Serialize>(key: &str, value: &T) {
 
 pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
     match cmd {
-        NetworkCmd::Create { name, subnet, ipv6, no_nat } => {
-            let opts = net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat };
+        NetworkCmd::Create { name, subnet, ipv6, no_nat, domain } => {
+            let opts = net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat, domain: &domain };
             let n = net::create(paths, &name, &opts)?;
             println!(
                 "Created network {name}: bridge {}, {} (gateway {}){}{}",

@@ -107,6 +107,13 @@ pub fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
     };
     let net: Network =
         toml::from_str(&text).map_err(|e| Error::Invalid { path: f.clone(), message: e.message().trim().into() })?;
+    // Every value ends up in dnsmasq's configuration or an nft script: check them all.
+    let invalid = |message: String| Error::Invalid { path: f.clone(), message };
+    if net.name != name {
+        return Err(invalid(format!("name {:?} does not match the file name", net.name)));
+    }
+    addr::validate_bridge_name(&net.bridge).map_err(|e| invalid(e.to_string()))?;
+    super::dnsmasq::validate_domain(&net.domain).map_err(|e| invalid(e.to_string()))?;
     V4Net::parse(&net.ipv4).map_err(|e| Error::Invalid { path: f.clone(), message: e.to_string() })?;
     if let Some(v6) = &net.ipv6 {
         V6Net::parse(v6).map_err(|e| Error::Invalid { path: f.clone(), message: e.to_string() })?;
@@ -139,6 +146,7 @@ pub struct CreateOptions<'a> {
     /// "none", "auto" or a /64.
     pub ipv6: Option<&'a str>,
     pub nat: bool,
+    pub domain: &'a str,
 }
 
 /// Defines network `name` and brings it up. The subnet, when not given, is a free /24
@@ -171,12 +179,14 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
             V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?.to_string(),
         ),
     };
+    super::dnsmasq::validate_domain(opts.domain)
+        .map_err(|e| Error::BadName { name: opts.domain.into(), message: e.to_string() })?;
     let bridge = match paths.scope() {
         "" if addr::validate_ifname(name).is_ok() => name.to_string(),
         scope => addr::ifname("hb-", &format!("{scope}{name}")),
     };
     let net =
-        Network { name: name.into(), bridge, ipv4: v4.to_string(), ipv6, nat: opts.nat, domain: DEFAULT_DOMAIN.into() };
+        Network { name: name.into(), bridge, ipv4: v4.to_string(), ipv6, nat: opts.nat, domain: opts.domain.into() };
     fsutil::ensure_dir(&paths.networks(), 0o755).map_err(io("create", &paths.networks()))?;
     let text = toml::to_string(&net).expect("serialisable");
     let f = file(paths, name);
@@ -193,7 +203,7 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
 pub fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
     match load(paths, name)? {
         Some(n) => Ok(n),
-        None if name == DEFAULT => match create(paths, name, &CreateOptions { subnet: None, ipv6: None, nat: true }) {
+        None if name == DEFAULT => match create(paths, name, &CreateOptions { subnet: None, ipv6: None, nat: true, domain: DEFAULT_DOMAIN }) {
             Err(Error::Exists { .. }) => require(paths, name),
             r => r,
         },
