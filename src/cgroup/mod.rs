@@ -11,6 +11,8 @@
 //! current systemd refuses cgroup v1. All paths derive from a parsed mountinfo, so the
 //! logic is tested against temp directories.
 
+pub mod limits;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
