@@ -299,6 +299,23 @@ pub fn link_up(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the MAC address of interface `name` (`SIOCSIFHWADDR`).
+pub fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let (sock, mut req) = ifreq(name)?;
+    // SAFETY: writing the hardware address member of the ifreq union.
+    unsafe {
+        req.ifr_ifru.ifru_hwaddr.sa_family = libc::ARPHRD_ETHER;
+        for (dst, src) in req.ifr_ifru.ifru_hwaddr.sa_data.iter_mut().zip(mac) {
+            *dst = src as libc::c_char;
+        }
+    }
+    // SAFETY: ioctl on a valid socket with a valid ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFHWADDR, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Renames interface `from` to `to` (`SIOCSIFNAME`; the interface must be down).
 pub fn rename_link(from: &str, to: &str) -> io::Result<()> {
     let (sock, mut req) = ifreq(from)?;

@@ -144,6 +144,15 @@ fn dhcp_dns_nat_and_published_ports() {
     assert!(listed.contains("8080") && listed.contains("80"), "{listed}");
     let err = h.fails(&["port", "add", "db", "8080", "80"]);
     assert!(err.contains("web already publishes it"), "{err}");
+    // Never a host service's port, DNS on every address, or someone else's address.
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let err = h.fails(&["port", "add", "db", &busy_port, "80"]);
+    assert!(err.contains("in use on the host"), "{err}");
+    let err = h.fails(&["port", "add", "db", "53", "53", "--proto", "udp"]);
+    assert!(err.contains("take DNS or DHCP"), "{err}");
+    let err = h.fails(&["port", "add", "db", "192.0.2.254:8082", "80"]);
+    assert!(err.contains("not an address of this host"), "{err}");
     let info = h.info("web");
     let nic = &info["nics"][0];
     assert_eq!(nic["ipv4"], web_ip.as_str());
@@ -161,7 +170,16 @@ fn dhcp_dns_nat_and_published_ports() {
     assert!(eventually(Duration::from_secs(20), || http_get((Ipv4Addr::LOCALHOST, 8081))
         .is_ok_and(|p| p.contains("nginx"))));
 
-    for c in ["web", "db"] {
+    // An address freed by destroy goes to the next container at once (its old lease
+    // is forgotten by dnsmasq, not held for the lease time).
+    h.ok(&["stop", "db"]);
+    h.ok(&["destroy", "db"]);
+    h.create("db2", &img.debian(), &[]);
+    assert_eq!(list_ipv4(&h, "db2"), db_ip);
+    h.ok(&["start", "db2", "--wait"]);
+    assert_eq!(h.exec("db2", &["systemctl", "is-system-running"]), "running");
+    assert!(h.exec("db2", &["ip", "-4", "-o", "addr", "show", "eth0"]).contains(&format!("{db_ip}/")));
+    for c in ["web", "db2"] {
         h.ok(&["stop", c]);
         h.ok(&["destroy", c]);
         h.assert_gone(c);
@@ -190,11 +208,11 @@ fn delete_network_and_check(h: &Hutch, name: &str) {
 }
 
 /// A /29 in 10.0.0.0/8 that no host route touches.
-fn free_29() -> String {
+fn free_29(salt: u32) -> String {
     let routes = hutch::network::addr::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap());
     (0..4096u32)
         .map(|i| {
-            let n = 0x0ad5_0000u32 + ((std::process::id() * 8 + i * 8) & 0xfff8);
+            let n = 0x0ad5_0000u32 + ((std::process::id() * 8 + salt * 1024 + i * 8) & 0xfff8);
             format!("{}/29", Ipv4Addr::from(n))
         })
         .find(|s| {
@@ -210,7 +228,7 @@ fn fixed_addresses_exhaustion_and_refusals() {
         return;
     };
     let h = Hutch::new("net-alloc");
-    let subnet = free_29();
+    let subnet = free_29(1);
     h.ok(&["network", "create", "small", "--subnet", &subnet]);
     let net = hutch::network::addr::V4Net::parse(&subnet).unwrap();
     let base = u32::from(net.network);
@@ -264,7 +282,7 @@ fn a_bridge_name_held_by_another_link_is_not_taken_over() {
     let nl = hutch::network::link::Netlink::new().unwrap();
     let peer = format!("{}x", &bridge[..bridge.len().min(14)]);
     nl.create_veth(&bridge, &peer, [0x02, 0, 0, 0, 0, 1]).unwrap();
-    let err = h.fails(&["network", "create", name, "--subnet", &free_29()]);
+    let err = h.fails(&["network", "create", name, "--subnet", &free_29(2)]);
     nl.delete(&bridge).unwrap();
     assert!(err.contains("already a veth link"), "{err}");
     assert!(h.networks().is_empty(), "{:?}", h.networks());
@@ -276,7 +294,7 @@ fn ipv6_slaac_gives_the_address_list_shows() {
         return;
     };
     let h = Hutch::new("net-v6");
-    h.ok(&["network", "create", "six", "--subnet", &free_29(), "--ipv6", "auto"]);
+    h.ok(&["network", "create", "six", "--subnet", &free_29(3), "--ipv6", "auto"]);
     h.create("b", &img.busybox(), &["--network", "six"]);
     let v: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
     let want = v["containers"][0]["ipv6"][0].as_str().unwrap().to_string();

@@ -51,7 +51,8 @@ fn json<T: Serialize>(key: &str, value: &T) {
 pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
     match cmd {
         NetworkCmd::Create { name, subnet, ipv6, no_nat, domain } => {
-            let opts = net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat, domain: &domain };
+            let opts =
+                net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat, domain: &domain };
             let n = net::create(paths, &name, &opts)?;
             println!(
                 "Created network {name}: bridge {}, {} (gateway {}){}{}",
@@ -128,7 +129,8 @@ fn parse_host(s: &str) -> Result<(Option<String>, u16), Error> {
     if let Some(ip) = &ip {
         ip.parse::<std::net::IpAddr>().map_err(|_| bad())?;
     }
-    Ok((ip, port))
+    // 0.0.0.0 means every address, as no address does.
+    Ok((ip.filter(|s| s != "0.0.0.0"), port))
 }
 
 pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
@@ -158,6 +160,18 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         PortCmd::Add { name, host, container_port, proto } => {
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
+            let what = format!("publish {host}/{proto} for {name}");
+            if host_ip.is_none() && (host_port == 53 || (host_port == 67 && proto == "udp")) {
+                return Err(Error::with_hint(
+                    what,
+                    "port 53 or 67 on every host address would take DNS or DHCP from the host and its networks",
+                    format!("publish on one address: `hutch port add {name} HOST_IP:{host_port} {container_port}`"),
+                ));
+            }
+            // Held for the whole check-and-add: one host port, one container.
+            let ports_lock = paths.locks().join(".ports.lock");
+            let _ports = Lock::acquire(&ports_lock)
+                .map_err(|e| Error::cli(format!("lock {}", ports_lock.display()), e.to_string()))?;
             let _lock =
                 Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
             // One host port, one container: across every container of this tree.
@@ -175,6 +189,8 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                     ));
                 }
             }
+            // Not taken by a host service, and an address of this host.
+            host_port_free(host_ip.as_deref(), host_port, &proto).map_err(|m| Error::cli(what.clone(), m))?;
             let mut config = Config::load(&paths.config(&name))?;
             config.ports.push(Port { host_ip, host_port, container_port, proto: proto.clone() });
             config
@@ -205,6 +221,34 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         }
     }
     Ok(0)
+}
+
+/// Whether the host itself could listen on the port: refuses a port a host service
+/// holds (publishing it would hijack that service) and an address that is not the
+/// host's own (it would intercept traffic passing through).
+fn host_port_free(host_ip: Option<&str>, port: u16, proto: &str) -> Result<(), String> {
+    let ip: std::net::IpAddr = match host_ip {
+        None => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        Some(s) => s.parse().map_err(|_| format!("{s:?} is not an IP address"))?,
+    };
+    if ip.is_ipv6() {
+        return Err("IPv6 host addresses are not supported for published ports yet".into());
+    }
+    let addr = std::net::SocketAddr::new(ip, port);
+    let bound = match proto {
+        "udp" => std::net::UdpSocket::bind(addr).map(drop),
+        _ => std::net::TcpListener::bind(addr).map(drop),
+    };
+    match bound {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(format!("port {port}/{proto} is in use on the host; publishing it would take it from that service"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            Err(format!("{ip} is not an address of this host"))
+        }
+        Err(e) => Err(format!("cannot use {addr}: {e}")),
+    }
 }
 
 /// Rules change at once for a running container; a stopped one gets them at start.

@@ -329,6 +329,7 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
     if let Ok(config) = Config::load(&paths.config(name)) {
         crate::network::attach::release_all(paths, name, &config.nics);
     }
+    let _ = crate::network::attach::remove_ports(paths, name);
     let trash = paths.containers().join(format!(".trash-{name}-{}", &crate::sys::random_hex128()[..8]));
     std::fs::rename(&dir, &trash).map_err(io_err("move aside", &dir))?;
     fsutil::remove_tree(&trash).map_err(io_err("remove", &trash))?;
@@ -355,6 +356,15 @@ pub fn collect_leftovers(paths: &Paths) -> Notices {
         };
         if stale && fsutil::remove_tree(&e.path()).is_ok() {
             notices.push(format!("removed {} left by an interrupted command", e.path().display()));
+            // An interrupted create may have reserved addresses for a container that
+            // never came to be.
+            if let Some(name) = n.strip_prefix(".staging-") {
+                if !paths.container(name).exists() {
+                    for net in crate::network::net::list(paths).unwrap_or_default() {
+                        let _ = crate::network::net::release(paths, &net.name, name);
+                    }
+                }
+            }
         }
     }
     notices

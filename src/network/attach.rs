@@ -66,19 +66,36 @@ pub fn peer_name(paths: &Paths, container: &str, idx: usize) -> String {
 }
 
 fn link_seed(paths: &Paths, container: &str, idx: usize) -> String {
-    let suffix = if idx == 0 { String::new() } else { format!("-{idx}") };
+    // '.' cannot occur in container names: web's eth1 is never web-1's eth0.
+    let suffix = if idx == 0 { String::new() } else { format!(".{idx}") };
     format!("{}{container}{suffix}", paths.scope())
 }
 
 /// At start, before the monitor: every NIC's network up (bridge, dnsmasq, NAT; repaired
 /// if something died), its reservation in place, and the published ports loaded.
 pub fn prepare(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
+    // Reservations the config no longer has (a nic edited away or moved).
+    for n in net::list(paths)? {
+        let r = net::load_reservations(paths, &n.name)?;
+        let stale = r
+            .list
+            .iter()
+            .any(|x| x.container == container && !config.nics.iter().any(|c| c.network == n.name && c.name == x.nic));
+        if stale {
+            net::release_stale(paths, &n.name, container, &config.nics)?;
+        }
+    }
     for nic in &config.nics {
         let n = net::require(paths, &nic.network)?;
         net::up(paths, &n)?;
         net::reserve(paths, &n, container, nic)?;
     }
     apply_ports(paths, container, config)
+}
+
+/// The gateways of every network of this tree: never redirected to a published port.
+fn gateways(paths: &Paths) -> Vec<Ipv4Addr> {
+    net::list(paths).unwrap_or_default().iter().map(|n| n.v4().gateway()).collect()
 }
 
 /// In the monitor, between clone and init: a veth pair per NIC, the host end on the
@@ -94,9 +111,14 @@ pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result
         let n = net::require(paths, &nic.network)?;
         let bridge = nl.get(&n.bridge)?.ok_or_else(|| Error::NoSuchNetwork { name: n.name.clone() })?;
         let (host, peer) = (host_name(paths, container, i), peer_name(paths, container, i));
-        // Leftovers of a monitor killed half-way.
-        nl.delete(&host)?;
-        nl.delete(&peer)?;
+        // The reservation follows the config (a reboot from inside reloads it).
+        net::reserve(paths, &n, container, nic)?;
+        // Leftovers of a monitor killed half-way: only veths, never someone's bridge.
+        for name in [&host, &peer] {
+            if nl.get(name)?.is_some_and(|l| l.kind.as_deref() == Some("veth")) {
+                nl.delete(name)?;
+            }
+        }
         let mac = addr::parse_mac(&nic.mac).map_err(|e| Error::BadAddress {
             address: nic.mac.clone(),
             network: n.name.clone(),
@@ -124,8 +146,12 @@ pub fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
         match Netlink::new() {
             Ok(nl) => {
                 for i in 0..config.nics.len() {
-                    if let Err(e) = nl.delete(&host_name(paths, container, i)) {
-                        problems.push(e.to_string());
+                    let host = host_name(paths, container, i);
+                    let is_veth = nl.get(&host).ok().flatten().is_some_and(|l| l.kind.as_deref() == Some("veth"));
+                    if is_veth {
+                        if let Err(e) = nl.delete(&host) {
+                            problems.push(e.to_string());
+                        }
                     }
                 }
             }
@@ -175,6 +201,7 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
         v6: None,
         nat: false,
         ports: &ports,
+        keep: &gateways(paths),
     });
     net::nft_apply(&script)
 }

@@ -93,10 +93,22 @@ fn lock(paths: &Paths, name: &str) -> Result<Lock, Error> {
     Lock::acquire(&p).map_err(io("lock", &p))
 }
 
-/// Host-wide: subnets are picked against the host's routes, which every state tree shares.
+/// Host-wide: subnets are picked against the host's routes, which every state tree
+/// shares. In root's own /run/hutch, where no other user can hold it.
 fn subnet_lock() -> Result<Lock, Error> {
-    let p = Path::new("/run/lock/hutch-subnets.lock");
-    Lock::acquire(p).map_err(io("lock", p))
+    let dir = Path::new(crate::paths::DEFAULT_RUN);
+    fsutil::ensure_dir(dir, 0o755).map_err(io("create", dir))?;
+    let p = dir.join(".subnets.lock");
+    Lock::acquire(&p).map_err(io("lock", &p))
+}
+
+/// The `ifalias` hutch puts on bridges it creates; a bridge without it is not hutch's.
+fn alias(paths: &Paths, name: &str) -> String {
+    format!("hutch:{}:{name}", paths.scope())
+}
+
+fn read_alias(bridge: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{bridge}/ifalias")).unwrap_or_default().trim().to_string()
 }
 
 pub fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
@@ -153,12 +165,20 @@ pub struct CreateOptions<'a> {
 /// in 10.0.0.0/8 that collides with no route on the host.
 pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Network, Error> {
     crate::name::validate(name).map_err(|e| Error::BadName { name: name.into(), message: e.to_string() })?;
+    if ["hv-", "hp-", "hb-"].iter().any(|p| name.starts_with(p)) {
+        return Err(Error::BadName {
+            name: name.into(),
+            message: "names starting with hv-, hp- or hb- are hutch's own interface names".into(),
+        });
+    }
     let _lock = lock(paths, name)?;
     if load(paths, name)?.is_some() {
         return Err(Error::Exists { name: name.into() });
     }
     let _subnets = subnet_lock()?;
-    let routes = addr::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
+    let mut routes = addr::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default());
+    // Networks whose bridges are down (after a reboot) have no route yet: still taken.
+    routes.extend(list(paths)?.iter().map(|n| n.v4()));
     let v4 = match opts.subnet {
         Some(s) => {
             let net = V4Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?;
@@ -174,7 +194,8 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
     };
     let ipv6 = match opts.ipv6 {
         None | Some("none") => None,
-        Some("auto") => Some(addr::ula_subnet(&format!("{}{name}", paths.scope())).to_string()),
+        // A random ULA prefix, as RFC 4193 asks; stored in the network's file.
+        Some("auto") => Some(addr::ula_subnet(&crate::sys::random_hex128()).to_string()),
         Some(s) => Some(
             V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?.to_string(),
         ),
@@ -191,8 +212,11 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
     let text = toml::to_string(&net).expect("serialisable");
     let f = file(paths, name);
     fsutil::atomic_write(&f, text.as_bytes(), 0o644).map_err(io("write", &f))?;
+    let bridge_existed = std::path::Path::new(&format!("/sys/class/net/{}", net.bridge)).exists();
     if let Err(e) = up_locked(paths, &net) {
-        let _ = down_locked(paths, &net);
+        if !bridge_existed {
+            let _ = down_locked(paths, &net);
+        }
         let _ = std::fs::remove_file(&f);
         return Err(e);
     }
@@ -203,10 +227,12 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
 pub fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
     match load(paths, name)? {
         Some(n) => Ok(n),
-        None if name == DEFAULT => match create(paths, name, &CreateOptions { subnet: None, ipv6: None, nat: true, domain: DEFAULT_DOMAIN }) {
-            Err(Error::Exists { .. }) => require(paths, name),
-            r => r,
-        },
+        None if name == DEFAULT => {
+            match create(paths, name, &CreateOptions { subnet: None, ipv6: None, nat: true, domain: DEFAULT_DOMAIN }) {
+                Err(Error::Exists { .. }) => require(paths, name),
+                r => r,
+            }
+        }
         None => Err(Error::NoSuchNetwork { name: name.into() }),
     }
 }
@@ -224,7 +250,13 @@ pub fn users(paths: &Paths, name: &str) -> Vec<String> {
 pub fn delete(paths: &Paths, name: &str) -> Result<(), Error> {
     let net = require(paths, name)?;
     let _lock = lock(paths, name)?;
-    let users = users(paths, name);
+    let mut users = users(paths, name);
+    // Reservations are the record: a create in progress holds one before its config exists.
+    for r in load_reservations(paths, name)?.list {
+        if !users.contains(&r.container) {
+            users.push(r.container);
+        }
+    }
     if !users.is_empty() {
         return Err(Error::InUse { name: name.into(), containers: users.join(", ") });
     }
@@ -247,14 +279,27 @@ fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
     require_program("nft", "nftables")?;
     let nl = Netlink::new()?;
     let link = match nl.get(&net.bridge)? {
-        Some(l) if l.kind.as_deref() == Some("bridge") => l,
+        Some(l) if l.kind.as_deref() == Some("bridge") && read_alias(&net.bridge) == alias(paths, &net.name) => l,
+        Some(l) if l.kind.as_deref() == Some("bridge") => {
+            return Err(Error::NotABridge { name: net.bridge.clone(), kind: "bridge hutch did not create, a".into() });
+        }
         Some(l) => {
             return Err(Error::NotABridge {
                 name: net.bridge.clone(),
                 kind: l.kind.unwrap_or_else(|| "unknown".into()),
             });
         }
-        None => nl.create_bridge(&net.bridge)?,
+        None => {
+            let l = nl.create_bridge(&net.bridge)?;
+            let mark = format!("/sys/class/net/{}/ifalias", net.bridge);
+            std::fs::write(&mark, alias(paths, &net.name)).map_err(io("write", Path::new(&mark)))?;
+            // A fixed MAC: otherwise the bridge takes its lowest port's, and the
+            // gateway's MAC would change as containers come and go.
+            let mut mac = addr::mac_for(&format!("bridge/{}", alias(paths, &net.name)));
+            mac[0] = 0x02; // locally administered
+            crate::sys::set_mac(&net.bridge, mac).map_err(io("set the MAC of", Path::new(&net.bridge)))?;
+            l
+        }
     };
     let v4 = net.v4();
     nl.add_address(link.index, v4.gateway().into(), v4.prefix)?;
@@ -269,6 +314,16 @@ fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
         sysctls.push(("/proc/sys/net/ipv4/ip_forward".into(), "1"));
     }
     if net.v6().is_some() {
+        // Forwarding makes interfaces with accept_ra=1 ignore router advertisements:
+        // keep the host's own SLAAC working (as libvirt does) with accept_ra=2.
+        if let Ok(rd) = std::fs::read_dir("/proc/sys/net/ipv6/conf") {
+            for e in rd.flatten() {
+                let f = e.path().join("accept_ra");
+                if std::fs::read_to_string(&f).is_ok_and(|v| v.trim() == "1") {
+                    sysctls.push((f.display().to_string(), "2"));
+                }
+            }
+        }
         sysctls.push(("/proc/sys/net/ipv6/conf/all/forwarding".into(), "1"));
     }
     for (k, v) in sysctls {
@@ -281,6 +336,7 @@ fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
         v6: net.v6(),
         nat: net.nat,
         ports: &[],
+        keep: &[],
     });
     nft_apply(&rules)?;
     write_dns_files(paths, net)?;
@@ -294,7 +350,7 @@ fn down_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
     }
     let nl = Netlink::new()?;
     if let Some(l) = nl.get(&net.bridge)? {
-        if l.kind.as_deref() == Some("bridge") {
+        if l.kind.as_deref() == Some("bridge") && read_alias(&net.bridge) == alias(paths, &net.name) {
             nl.delete(&net.bridge)?;
         }
     }
@@ -329,11 +385,20 @@ pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::confi
             message: "not an IPv4 address".into(),
         })?),
     };
+    if let Some(other) = r.list.iter().find(|x| x.mac.eq_ignore_ascii_case(&nic.mac) && x.container != container) {
+        return Err(Error::BadAddress {
+            address: nic.mac.clone(),
+            network: net.name.clone(),
+            message: format!("{} already uses this MAC", other.container),
+        });
+    }
+    let mut forget = Vec::new();
     if let Some(mine) = r.list.iter().find(|x| x.container == container && x.nic == nic.name) {
         let ip: Ipv4Addr = mine.ipv4.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
-        if fixed.is_none_or(|f| f == ip) && mine.mac == nic.mac {
+        if fixed.is_none_or(|f| f == ip) && mine.mac.eq_ignore_ascii_case(&nic.mac) {
             return Ok(ip);
         }
+        forget.push(mine.clone());
         r.list.retain(|x| !(x.container == container && x.nic == nic.name));
     }
     let used: Vec<Ipv4Addr> = r.list.iter().filter_map(|x| x.ipv4.parse().ok()).collect();
@@ -350,8 +415,50 @@ pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::confi
     });
     save_reservations(paths, &net.name, &r)?;
     write_dns_files(paths, net)?;
+    forget_leases(paths, net, &forget);
     reload_dnsmasq(paths, net);
     Ok(ip)
+}
+
+/// Frees `container`'s reservations on `name` that none of `keep` matches.
+pub fn release_stale(paths: &Paths, name: &str, container: &str, keep: &[crate::config::Nic]) -> Result<(), Error> {
+    let Some(net) = load(paths, name)? else { return Ok(()) };
+    let _lock = lock(paths, name)?;
+    let mut r = load_reservations(paths, name)?;
+    let (gone, kept): (Vec<_>, Vec<_>) = r
+        .list
+        .into_iter()
+        .partition(|x| x.container == container && !keep.iter().any(|k| k.network == name && k.name == x.nic));
+    r.list = kept;
+    if !gone.is_empty() {
+        save_reservations(paths, name, &r)?;
+        write_dns_files(paths, &net)?;
+        forget_leases(paths, &net, &gone);
+        reload_dnsmasq(paths, &net);
+    }
+    Ok(())
+}
+
+/// Drops dnsmasq's leases of freed reservations, so the address can go to its next
+/// owner at once (dnsmasq keeps leases in memory: stop it, edit, start it again).
+fn forget_leases(paths: &Paths, net: &Network, gone: &[Reservation]) {
+    let f = dns_files(paths, &net.name);
+    let Ok(text) = std::fs::read_to_string(&f.leases) else { return };
+    let drop_line = |l: &str| {
+        let mut it = l.split_whitespace().skip(1);
+        let (mac, ip) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+        gone.iter().any(|g| g.mac.eq_ignore_ascii_case(mac) || g.ipv4 == ip)
+    };
+    if !text.lines().any(drop_line) {
+        return;
+    }
+    let was_running = dnsmasq_pid(paths, &net.name).is_some();
+    stop_dnsmasq(paths, net);
+    let kept: String = text.lines().filter(|l| !drop_line(l)).map(|l| format!("{l}\n")).collect();
+    let _ = fsutil::atomic_write(&f.leases, kept.as_bytes(), 0o644);
+    if was_running {
+        let _ = ensure_dnsmasq(paths, net);
+    }
 }
 
 /// Frees every reservation of `container` on network `name`.
@@ -359,11 +466,12 @@ pub fn release(paths: &Paths, name: &str, container: &str) -> Result<(), Error> 
     let Some(net) = load(paths, name)? else { return Ok(()) };
     let _lock = lock(paths, name)?;
     let mut r = load_reservations(paths, name)?;
-    let before = r.list.len();
-    r.list.retain(|x| x.container != container);
-    if r.list.len() != before {
+    let (gone, kept): (Vec<_>, Vec<_>) = r.list.into_iter().partition(|x| x.container == container);
+    r.list = kept;
+    if !gone.is_empty() {
         save_reservations(paths, name, &r)?;
         write_dns_files(paths, &net)?;
+        forget_leases(paths, &net, &gone);
         reload_dnsmasq(paths, &net);
     }
     Ok(())

@@ -140,6 +140,9 @@ pub struct Ruleset<'a> {
     pub nat: bool,
     /// Published ports, already through [`check_ports`].
     pub ports: &'a [Port],
+    /// Addresses never redirected to a published port: every hutch gateway, so a
+    /// container publishing port 53 cannot answer other networks' DNS.
+    pub keep: &'a [Ipv4Addr],
 }
 
 /// `hutch-NETWORK`, with anything nft would not take in a bare identifier (outside
@@ -194,6 +197,24 @@ pub fn render(r: &Ruleset) -> String {
     w(&format!("delete table inet {t}"));
     w(&format!("table inet {t} {{"));
 
+    // Before NAT (-100): nothing from the bridge may reach the host's loopback
+    // (route_localnet is on for the bridge, CVE-2020-8558), and containers speak only
+    // from their subnet (DHCP discovery from 0.0.0.0 aside).
+    w("\tchain guard {");
+    w("\t\ttype filter hook prerouting priority -150; policy accept;");
+    w(&format!("\t\tiifname \"{br}\" ip daddr 127.0.0.0/8 drop"));
+    w(&format!("\t\tiifname \"{br}\" ip saddr 0.0.0.0 udp dport 67 accept"));
+    w(&format!("\t\tiifname \"{br}\" meta nfproto ipv4 ip saddr != {net} drop"));
+    w("\t}");
+    // The network's dnsmasq answers only its own bridge (and the host itself).
+    w("\tchain input {");
+    w("\t\ttype filter hook input priority filter; policy accept;");
+    w(&format!(
+        "\t\tip daddr {} iifname != {{ \"{br}\", \"lo\" }} meta l4proto {{ tcp, udp }} th dport {{ 53, 67 }} drop",
+        net.gateway()
+    ));
+    w("\t}");
+
     w("\tchain forward {");
     w("\t\ttype filter hook forward priority filter; policy accept;");
     w(&format!("\t\tiifname \"{br}\" accept"));
@@ -204,14 +225,29 @@ pub fn render(r: &Ruleset) -> String {
     }
     w("\t}");
 
-    let dnat = |p: &Port| {
-        let matcher = match p.bound_ip() {
-            Some(ip) => format!("ip daddr {ip}"),
+    let mut keep: Vec<String> = r.keep.iter().map(|a| a.to_string()).collect();
+    keep.push(net.gateway().to_string());
+    keep.sort();
+    keep.dedup();
+    let keep = keep.join(", ");
+    // Locally generated: only 127.0.0.1 of the loopback range (not a stub resolver
+    // on 127.0.0.53, say), and the host's other addresses.
+    let dnat = |p: &Port, local: bool| {
+        let rule = |matcher: String| {
+            format!("\t\t{matcher} {} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port)
+        };
+        match p.bound_ip() {
+            Some(ip) => vec![rule(format!("ip daddr {ip}"))],
             // The family check keeps IPv6 packets away from an IPv4 DNAT: `fib` alone
             // matches both in an inet table.
-            None => "meta nfproto ipv4 fib daddr type local".to_string(),
-        };
-        format!("\t\t{matcher} {} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port)
+            None if local => vec![
+                rule("ip daddr 127.0.0.1".to_string()),
+                rule(format!(
+                    "meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != {{ {keep} }}"
+                )),
+            ],
+            None => vec![rule(format!("meta nfproto ipv4 fib daddr type local ip daddr != {{ {keep} }}"))],
+        }
     };
     w("\tchain prerouting {");
     w("\t\ttype nat hook prerouting priority dstnat; policy accept;");
@@ -219,14 +255,14 @@ pub fn render(r: &Ruleset) -> String {
         w(&format!("\t\tiifname \"{br}\" ip daddr {} return", net.gateway()));
     }
     for p in &ports {
-        w(&dnat(p));
+        dnat(p, false).iter().for_each(|l| w(l));
     }
     w("\t}");
 
     w("\tchain output {");
     w("\t\ttype nat hook output priority -100; policy accept;");
     for p in &ports {
-        w(&dnat(p));
+        dnat(p, true).iter().for_each(|l| w(l));
     }
     w("\t}");
 

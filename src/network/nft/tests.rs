@@ -21,6 +21,7 @@ fn ruleset<'a>(ports: &'a [Port], nat: bool, v6: bool) -> Ruleset<'a> {
         v6: v6.then(|| V6Net::parse("fd42:1:2:3::/64").unwrap()),
         nat,
         ports,
+        keep: &[],
     }
 }
 
@@ -28,6 +29,16 @@ const FULL: &str = r#"# hutch network table hutch-hutchbr0 (bridge hutchbr0), re
 table inet hutch-hutchbr0 {}
 delete table inet hutch-hutchbr0
 table inet hutch-hutchbr0 {
+	chain guard {
+		type filter hook prerouting priority -150; policy accept;
+		iifname "hutchbr0" ip daddr 127.0.0.0/8 drop
+		iifname "hutchbr0" ip saddr 0.0.0.0 udp dport 67 accept
+		iifname "hutchbr0" meta nfproto ipv4 ip saddr != 10.0.3.0/24 drop
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr 10.0.3.1 iifname != { "hutchbr0", "lo" } meta l4proto { tcp, udp } th dport { 53, 67 } drop
+	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "hutchbr0" accept
@@ -38,15 +49,17 @@ table inet hutch-hutchbr0 {
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
 		iifname "hutchbr0" ip daddr 10.0.3.1 return
-		meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.0.3.5:80
+		meta nfproto ipv4 fib daddr type local ip daddr != { 10.0.3.1 } tcp dport 8080 dnat ip to 10.0.3.5:80
 		ip daddr 192.168.1.10 udp dport 5353 dnat ip to 10.0.3.6:53
-		meta nfproto ipv4 fib daddr type local tcp dport 8443 dnat ip to 10.0.3.5:80
+		meta nfproto ipv4 fib daddr type local ip daddr != { 10.0.3.1 } tcp dport 8443 dnat ip to 10.0.3.5:80
 	}
 	chain output {
 		type nat hook output priority -100; policy accept;
-		meta nfproto ipv4 fib daddr type local tcp dport 8080 dnat ip to 10.0.3.5:80
+		ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.0.3.5:80
+		meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != { 10.0.3.1 } tcp dport 8080 dnat ip to 10.0.3.5:80
 		ip daddr 192.168.1.10 udp dport 5353 dnat ip to 10.0.3.6:53
-		meta nfproto ipv4 fib daddr type local tcp dport 8443 dnat ip to 10.0.3.5:80
+		ip daddr 127.0.0.1 tcp dport 8443 dnat ip to 10.0.3.5:80
+		meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != { 10.0.3.1 } tcp dport 8443 dnat ip to 10.0.3.5:80
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -63,6 +76,16 @@ const BARE: &str = r#"# hutch network table hutch-hutchbr0 (bridge hutchbr0), re
 table inet hutch-hutchbr0 {}
 delete table inet hutch-hutchbr0
 table inet hutch-hutchbr0 {
+	chain guard {
+		type filter hook prerouting priority -150; policy accept;
+		iifname "hutchbr0" ip daddr 127.0.0.0/8 drop
+		iifname "hutchbr0" ip saddr 0.0.0.0 udp dport 67 accept
+		iifname "hutchbr0" meta nfproto ipv4 ip saddr != 10.0.3.0/24 drop
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr 10.0.3.1 iifname != { "hutchbr0", "lo" } meta l4proto { tcp, udp } th dport { 53, 67 } drop
+	}
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		iifname "hutchbr0" accept
@@ -118,7 +141,8 @@ fn every_port_is_published_in_prerouting_and_output() {
     for p in &ports {
         let tail = format!("{} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port);
         for name in ["prerouting", "output"] {
-            assert_eq!(chain(&out, name).iter().filter(|l| l.ends_with(&tail)).count(), 1, "{name}: {tail}\n{out}");
+            let want = if name == "output" && p.bound_ip().is_none() { 2 } else { 1 }; // 127.0.0.1, then the rest
+            assert_eq!(chain(&out, name).iter().filter(|l| l.ends_with(&tail)).count(), want, "{name}: {tail}\n{out}");
         }
         let fwd = format!("ip daddr {} {} dport {} ct state new accept", p.dest, p.proto, p.dest_port);
         assert!(chain(&out, "forward").iter().any(|l| l.ends_with(&fwd)), "{fwd}");
@@ -126,7 +150,9 @@ fn every_port_is_published_in_prerouting_and_output() {
     // A bound address matches that address only; all addresses match local ones.
     assert!(chain(&out, "output").contains(&"ip daddr 192.168.1.10 udp dport 5353 dnat ip to 10.0.3.6:53"));
     assert!(
-        chain(&out, "output").contains(&"meta nfproto ipv4 fib daddr type local tcp dport 8443 dnat ip to 10.0.3.5:80")
+        chain(&out, "output").contains(
+            &"meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != { 10.0.3.1 } tcp dport 8443 dnat ip to 10.0.3.5:80"
+        )
     );
 }
 
@@ -172,7 +198,7 @@ fn ipv6_host_addresses_are_left_out_and_refused() {
         [port(Proto::Tcp, Some("::1"), 8080, "10.0.3.5", 80), port(Proto::Tcp, Some("::"), 8081, "10.0.3.5", 81)];
     let out = render(&ruleset(&ports, true, true));
     assert!(!out.contains("8080") && !out.contains("::1 "), "{out}");
-    assert!(out.contains("fib daddr type local tcp dport 8081 dnat ip to 10.0.3.5:81"));
+    assert!(out.contains("fib daddr type local ip daddr != { 10.0.3.1 } tcp dport 8081 dnat ip to 10.0.3.5:81"));
     let e = check_ports(&ports).unwrap_err();
     assert_eq!(e.to_string(), "failed to publish [::1]:8080->10.0.3.5:80/tcp: containers are reachable over IPv4 only");
     assert_eq!(e.hint().unwrap(), "publish on an IPv4 address, or on all addresses (8080:80/tcp)");
