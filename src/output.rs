@@ -98,3 +98,25 @@ mod tests {
         assert_eq!(duration(273_600), "3d4h");
     }
 }
+
+/// Bytes for people: 512 B, 1.5 KiB, 20.0 MiB, 3.2 GiB.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(super::bytes(512), "512 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(20 << 20), "20.0 MiB");
+    }
+}

@@ -50,10 +50,22 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
                 Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
             let text =
                 std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
-            let (new_text, _) = config::set(&path, &text, &key, &value)?;
+            let (new_text, new_config) = config::set(&path, &text, &key, &value)?;
+            let obs = container::observe(paths, &name);
+            let live = key.starts_with("limits.") && obs.status.is_up();
+            if live {
+                // Applied first, saved only if the kernel took it.
+                let state = obs.state.as_ref().expect("a running container has state");
+                let layout = crate::cgroup::Layout::detect().map_err(container::Error::from)?;
+                let warnings = crate::cgroup::limits::enforce(&new_config.limits, &layout, &state.cgroup)
+                    .map_err(|e| Error::cli(format!("change {key} of {name}"), e.to_string()))?;
+                super::notify(&warnings);
+            }
             crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
                 .map_err(|source| config::Error::Write { path, source })?;
-            if container::observe(paths, &name).status != Status::Stopped {
+            if live {
+                eprintln!("hutch: {key} applied to the running {name}");
+            } else if obs.status != Status::Stopped {
                 eprintln!("hutch: {key} takes effect at the next start of {name}");
             }
             Ok(0)

@@ -97,6 +97,8 @@ struct Info {
     last_exit: Option<LastExit>,
     nics: Vec<crate::network::attach::NicInfo>,
     ports: Vec<crate::config::Port>,
+    /// Resource use and limits, read from the cgroups while it runs.
+    resources: Option<crate::cgroup::limits::Stats>,
 }
 
 pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
@@ -126,6 +128,10 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         last_exit: LastExit::load(&paths.last_exit(name)),
         nics: crate::network::attach::info(paths, name, &config),
         ports: config.ports.clone(),
+        resources: st.and_then(|s| {
+            let layout = crate::cgroup::Layout::detect().ok()?;
+            Some(crate::cgroup::limits::stats(&layout, &s.cgroup))
+        }),
     };
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
@@ -173,6 +179,9 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     }
     if let Some(cg) = &info.cgroup {
         items.push(("Cgroup", cg.unified.display().to_string()));
+    }
+    if let Some(r) = &info.resources {
+        resource_lines(r, &mut items);
     }
     for n in &info.nics {
         let traffic = match (n.rx_bytes, n.tx_bytes) {
@@ -303,4 +312,38 @@ pub fn logs(paths: &Paths, name: &str, follow: bool, monitor: bool, format: Form
 /// Inode of `p`, 0 while it does not exist (between a rotation's rename and create).
 fn inode(p: &std::path::Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
+/// What `info` shows of a running container's resource use.
+fn resource_lines(r: &crate::cgroup::limits::Stats, items: &mut Vec<(&str, String)>) {
+    let of = |cur: Option<u64>, max: Option<u64>, fmt: &dyn Fn(u64) -> String| match (cur, max) {
+        (Some(c), Some(m)) => format!("{} of {}", fmt(c), fmt(m)),
+        (Some(c), None) => format!("{} (no limit)", fmt(c)),
+        _ => "-".into(),
+    };
+    let mut mem = of(r.memory_current, r.memory_limit, &output::bytes);
+    if let Some(p) = r.memory_peak {
+        mem.push_str(&format!(", peak {}", output::bytes(p)));
+    }
+    if let Some(s) = r.swap_current {
+        mem.push_str(&format!(", swap {}", of(Some(s), r.swap_limit, &output::bytes)));
+    }
+    if let Some(k) = r.oom_kills {
+        mem.push_str(&format!(", OOM kills {k}"));
+    }
+    items.push(("Memory", mem));
+    if let Some(us) = r.cpu_usage_usec {
+        items.push(("CPU time", format!("{:.2} s", us as f64 / 1e6)));
+    }
+    items.push(("Processes", of(r.pids_current, r.pids_max, &|n| n.to_string())));
+    if r.io_read_bytes.is_some() || r.io_write_bytes.is_some() {
+        items.push((
+            "IO",
+            format!(
+                "read {}, written {}",
+                output::bytes(r.io_read_bytes.unwrap_or(0)),
+                output::bytes(r.io_write_bytes.unwrap_or(0))
+            ),
+        ));
+    }
 }

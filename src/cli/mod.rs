@@ -8,6 +8,7 @@ mod inspect;
 mod lifecycle;
 mod network_cmd;
 mod run;
+mod top;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -147,6 +148,18 @@ pub enum Cmd {
     /// List containers
     #[command(alias = "ls")]
     List {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// A live table of running containers' CPU, memory, processes and IO
+    Top {
+        /// Seconds between refreshes
+        #[arg(long, default_value_t = 2.0)]
+        interval: f64,
+        /// Samples to print, then exit (default: until interrupted on a terminal, else 1)
+        #[arg(long, short = 'n')]
+        count: Option<u32>,
+        /// json: one object per sample (JSON Lines)
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -335,7 +348,12 @@ pub enum ConfigCmd {
         format: Format,
     },
     /// Change one value; the whole file is validated before it is written
-    Set { name: String, key: String, value: String },
+    Set {
+        name: String,
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Edit in $EDITOR (or replace from stdin when it is not a terminal)
     Edit { name: String },
 }
@@ -421,6 +439,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Logs { name, follow, monitor, format } => inspect::logs(&paths, &name, follow, monitor, format),
         Cmd::List { format } => inspect::list(&paths, format),
         Cmd::Info { name, format } => inspect::info(&paths, &name, format),
+        Cmd::Top { interval, count, format } => top::top(&paths, format, interval, count),
         Cmd::Config { cmd } => config_cmd::run(&paths, cmd),
     }
 }

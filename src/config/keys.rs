@@ -15,6 +15,8 @@ pub enum KeyKind {
     Integer,
     /// A TOML array of strings, or one string for a one-element list.
     List,
+    /// A whole number, a decimal, or a string, whichever the text reads as.
+    Scalar,
 }
 
 pub struct Key {
@@ -58,6 +60,12 @@ fn kind_of(key: &str) -> Result<KeyKind, Error> {
             return Ok(KeyKind::String);
         }
     }
+    if key == "limits.cpuset" {
+        return Ok(KeyKind::String); // "0" is a CPU list, not a number
+    }
+    if crate::cgroup::limits::KEYS.iter().any(|(k, _)| *k == key) {
+        return Ok(KeyKind::Scalar);
+    }
     KEYS.iter().find(|k| k.name == key).map(|k| k.kind).ok_or_else(|| Error::UnknownKey { key: key.to_string() })
 }
 
@@ -80,6 +88,16 @@ fn convert(key: &str, kind: KeyKind, raw: &str) -> Result<toml_edit::Value, Erro
     let bad = |expected: &str| Error::BadValue { key: key.into(), value: raw.into(), expected: expected.into() };
     Ok(match kind {
         KeyKind::String => raw.into(),
+        KeyKind::Scalar => {
+            let t = raw.trim();
+            if let Ok(n) = t.parse::<i64>() {
+                n.into()
+            } else if t.parse::<f64>().is_ok_and(f64::is_finite) && !t.contains(['e', 'E']) {
+                t.parse::<f64>().expect("checked").into()
+            } else {
+                raw.into()
+            }
+        }
         KeyKind::Bool => match raw {
             "true" => true.into(),
             "false" => false.into(),

@@ -39,7 +39,11 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::UnknownKey { .. } => {
-                Some(format!("known keys: {}", KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")))
+                let limits = crate::cgroup::limits::KEYS.iter().map(|(k, _)| *k);
+                Some(format!(
+                    "known keys: {}",
+                    KEYS.iter().map(|k| k.name).chain(limits).collect::<Vec<_>>().join(", ")
+                ))
             }
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file with `hutch config edit NAME`, or see docs/config.md".into())
@@ -81,6 +85,9 @@ pub struct Config {
     /// Network interfaces, each a veth pair onto a managed network's bridge.
     #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<Nic>,
+    /// Resource limits, applied at start and changed live by `config set`.
+    #[serde(default, skip_serializing_if = "crate::cgroup::limits::Limits::is_empty")]
+    pub limits: crate::cgroup::limits::Limits,
     /// Host ports published to the container while it runs.
     #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
@@ -213,6 +220,7 @@ impl Config {
             env: BTreeMap::new(),
             nics: Vec::new(),
             ports: Vec::new(),
+            limits: Default::default(),
         }
     }
 
@@ -310,7 +318,11 @@ impl Config {
                 );
             }
         }
-        validate_network(self)
+        validate_network(self)?;
+        self.limits.validate(&crate::cgroup::limits::Host::detect()).map_err(|e| match &e {
+            crate::cgroup::limits::Error::Invalid { key, .. } => (key.clone(), e.to_string()),
+            _ => ("limits".to_string(), e.to_string()),
+        })
     }
 
     /// The file's text: a header comment, then the TOML.

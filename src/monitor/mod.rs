@@ -288,6 +288,12 @@ impl Monitor {
         )
         .map_err(|e| format!("failed to write the container's boot id: {e}"))?;
         self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid))).map_err(|e| e.to_string())?;
+        // Limits before anything runs in the cgroup.
+        for w in crate::cgroup::limits::enforce(&self.config.limits, &self.layout, &self.cgroup)
+            .map_err(|e| format!("failed to apply the limits: {e}"))?
+        {
+            mlog!("limits: {w}");
+        }
 
         let spec = self.child_spec()?;
         let plug = |pid: i32| {

@@ -248,6 +248,10 @@ impl Device {
 }
 
 impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
     /// Checks every field against the accepted forms and the host.
     pub fn validate(&self, host: &Host) -> Result<(), Error> {
         self.resolve(host).map(drop)
@@ -548,6 +552,13 @@ pub fn plan(l: &Limits, layout: &Layout, cg: &ContainerCgroup, host: &Host) -> R
 }
 
 /// Performs the writes in order (one write(2) each, as cgroup files want).
+/// Plans and applies `l` to a container's (existing) cgroups; returns the warnings.
+pub fn enforce(l: &Limits, layout: &Layout, cg: &ContainerCgroup) -> Result<Vec<String>, Error> {
+    let p = plan(l, layout, cg, &Host::detect())?;
+    apply(&p.writes)?;
+    Ok(p.warnings)
+}
+
 pub fn apply(writes: &[Write]) -> Result<(), Error> {
     for w in writes {
         fs::OpenOptions::new()
