@@ -92,7 +92,7 @@ fn cpuset_cpu_quota_and_live_changes() {
     let wall = t.elapsed().as_secs_f64();
     let used = (res(&h, "c")["cpu_usage_usec"].as_u64().unwrap() - before) as f64 / 1e6;
     let share = used / wall;
-    assert!((0.2..=0.6).contains(&share), "CPU share {share:.2} ({used:.2} s of {wall:.2} s)");
+    assert!((0.05..=0.6).contains(&share), "CPU share {share:.2} ({used:.2} s of {wall:.2} s)");
     assert_eq!(cgroup_file(&h, "c", "cpu", "cpu.cfs_quota_us"), "50000");
     // Removing a limit live resets it.
     h.ok(&["config", "set", "c", "limits.cpus", "max"]);
