@@ -40,7 +40,7 @@ trait Machined {
         class: &str,
         leader: u32,
         root_directory: &str,
-    ) -> zbus::Result<()>;
+    ) -> zbus::Result<OwnedObjectPath>;
 
     fn unregister_machine(&self, name: &str) -> zbus::Result<()>;
 }
@@ -99,7 +99,7 @@ pub async fn register_machine(name: &str, leader: u32, root_directory: &str) -> 
     let machined = MachinedProxy::new(&conn).await.map_err(text)?;
     // No machine id (an empty array): machined then reads none. machined finds the
     // unit itself, from the leader's cgroup.
-    machined.register_machine(name, &[], "hutch", "container", leader, root_directory).await.map_err(text)
+    machined.register_machine(name, &[], "hutch", "container", leader, root_directory).await.map(drop).map_err(text)
 }
 
 pub async fn unregister_machine(name: &str) -> Result<(), String> {

@@ -69,10 +69,12 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Systemd { .. } => Some("check systemd's D-Bus API with `busctl status org.freedesktop.systemd1`".into()),
-            Error::Machined { .. } => Some(
+            // The bus knows no org.freedesktop.machine1: machined is not installed.
+            Error::Machined { message, .. } if message.contains("ServiceUnknown") => Some(
                 "install systemd-container (systemd-machined); containers run without it, but `machinectl` does not list them"
                     .into(),
             ),
+            Error::Machined { .. } => None,
             Error::KeepUnit { .. } => Some(format!(
                 "{KEEP_UNIT_ENV}=1 is for units with Delegate=yes, such as hutch@.service; unset it to give the container a scope of its own"
             )),
