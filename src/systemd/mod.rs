@@ -93,6 +93,11 @@ pub fn scope_name(paths: &Paths, name: &str) -> String {
     format!("{}-{name}.scope", paths.cgroup_parent)
 }
 
+/// The cgroup of container `name`'s own scope, relative to the cgroup2 root.
+pub fn scope_cgroup(paths: &Paths, name: &str) -> String {
+    format!("{SLICE}/{}", scope_name(paths, name))
+}
+
 /// The name machined knows the container by: its own for the default tree,
 /// `NAME-HASH` for another root. None if that is longer than machined allows.
 pub fn machine_name(paths: &Paths, name: &str) -> Option<String> {
@@ -239,6 +244,7 @@ mod tests {
     fn names_follow_the_tree() {
         let default = Paths::new(None);
         assert_eq!(scope_name(&default, "web"), "hutch-web.scope");
+        assert_eq!(scope_cgroup(&default, "web"), "machine.slice/hutch-web.scope");
         assert_eq!(machine_name(&default, "web").as_deref(), Some("web"));
         let other = Paths::new(Some(Path::new("/tmp/elsewhere")));
         let hash = other.scope().to_string();
