@@ -17,3 +17,5 @@ if [ "$(id -u)" != 0 ]; then
 fi
 # Containers boot in parallel; two at a time suits the 2-core machines.
 cargo test --locked --test '*' -- --test-threads=2
+# The cgroup v2 + systemd host case, in a QEMU guest (minutes; one boot).
+tests/qemu/systemd-host.sh target/debug/hutch

@@ -32,6 +32,7 @@ pub mod size;
 pub mod state;
 pub mod storage;
 pub mod sys;
+pub mod systemd;
 pub mod term;
 
 pub use error::Error;

@@ -352,7 +352,8 @@ impl ContainerCgroup {
             remove_tree(dir)?;
             // The shared parent goes too once its last container has gone (fails,
             // harmlessly, while others remain); `create` retries if it loses a race.
-            if let Some(parent) = dir.parent() {
+            // A systemd unit's cgroup is systemd's to remove (see `crate::systemd`).
+            if let Some(parent) = dir.parent().filter(|p| !is_systemd_unit(p)) {
                 let _ = fs::remove_dir(parent);
             }
         }
@@ -397,11 +398,21 @@ fn init_cpuset(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether `dir` is the cgroup of a systemd unit (a delegated scope or service that
+/// holds the container on systemd hosts): systemd names them all after the unit, and
+/// hutch's own directories (`hutch`, `hutch-HASH`, containers) never have a dot.
+fn is_systemd_unit(dir: &Path) -> bool {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    [".scope", ".service", ".slice"].iter().any(|s| name.ends_with(s))
+}
+
 /// Enables the usual controllers in `dir`'s subtree (best effort: a controller that
-/// the host does not offer is skipped).
+/// the host does not offer is skipped), and in its parent's to make them available,
+/// unless `dir` is a systemd unit's: systemd has enabled what it delegated there, and
+/// the parent (a slice) is systemd's alone.
 fn enable_controllers(dir: &Path) -> Result<(), Error> {
     let available = |d: &Path| fs::read_to_string(d.join("cgroup.controllers")).unwrap_or_default();
-    let parent = dir.parent().unwrap_or(dir);
+    let parent = dir.parent().filter(|_| !is_systemd_unit(dir)).unwrap_or(dir);
     for d in [parent, dir] {
         let avail = available(d);
         let enabled = fs::read_to_string(d.join("cgroup.subtree_control")).unwrap_or_default();

@@ -113,3 +113,31 @@ fn attach_self_refuses_paths_that_climb_out() {
     let cg = ContainerCgroup::new(&layout, "hutch", "c");
     assert!(cg.attach_self_at(Path::new("/../../other")).is_err());
 }
+
+#[test]
+fn a_systemd_unit_parent_is_left_to_systemd() {
+    // systemd hosts: the container is `payload` in a delegated scope (crate::systemd).
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::Unified { root: dir.path().to_path_buf() };
+    let slice = dir.path().join("machine.slice");
+    let scope = slice.join("hutch-c.scope");
+    fs::create_dir_all(scope.join("supervisor")).unwrap();
+    for d in [&slice, &scope] {
+        fs::write(d.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(d.join("cgroup.subtree_control"), "").unwrap();
+    }
+    let cg = ContainerCgroup::new(&layout, "machine.slice/hutch-c.scope", "payload");
+    cg.create(&layout, None).unwrap();
+    assert!(cg.unified.is_dir());
+    // Controllers are enabled in the scope (for payload), never in systemd's slice.
+    assert_eq!(fs::read_to_string(slice.join("cgroup.subtree_control")).unwrap(), "");
+    assert_ne!(fs::read_to_string(scope.join("cgroup.subtree_control")).unwrap(), "");
+    fs::remove_file(cg.unified.join("cgroup.max.depth")).unwrap();
+    fs::remove_dir(scope.join("supervisor")).unwrap();
+    for f in ["cgroup.controllers", "cgroup.subtree_control"] {
+        fs::remove_file(scope.join(f)).unwrap();
+    }
+    cg.remove().unwrap();
+    assert!(!cg.unified.exists());
+    assert!(scope.is_dir(), "the (empty) scope is systemd's to remove");
+}

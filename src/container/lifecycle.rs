@@ -148,6 +148,12 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
         .arg(name)
         .env_clear()
         .env("PATH", crate::runtime::policy::INIT_PATH)
+        // hutch@.service asks the monitor to keep its (delegated) unit: crate::systemd.
+        .envs(
+            std::env::var_os(crate::systemd::KEEP_UNIT_ENV)
+                .filter(|v| v == "1")
+                .map(|v| (crate::systemd::KEEP_UNIT_ENV, v)),
+        )
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io_err("open", &log_path))?)

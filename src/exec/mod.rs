@@ -80,7 +80,7 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
     let init = state.init.expect("a running container has an init");
     let fail = |message: String| Error::Failed { name: name.into(), message };
     let pidfd = init.pidfd().ok_or_else(|| Error::NotRunning { name: name.into() })?;
-    let sub = init_cgroup(&paths.cgroup_parent, name, init.pid);
+    let sub = init_cgroup(&container_cgroup_path(&state.cgroup.unified, &paths.cgroup_parent, name), init.pid);
 
     let signals = sys::signalfd(&[
         Signal::SIGINT,
@@ -114,14 +114,23 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
     proxy::supervise(c1, ours, signals, outer).map_err(fail)
 }
 
-/// Init's cgroup relative to the container's cgroup2 root (`/init.scope` under
+/// The container's cgroup2 directory as /proc/PID/cgroup writes it (`/hutch/NAME`, or
+/// `/machine.slice/hutch-NAME.scope/payload` on systemd hosts): its saved path less the
+/// cgroup2 mount point.
+fn container_cgroup_path(unified: &Path, parent: &str, name: &str) -> String {
+    crate::cgroup::Layout::detect()
+        .ok()
+        .and_then(|l| unified.strip_prefix(l.unified_root()).ok().map(|rel| format!("/{}", rel.display())))
+        .unwrap_or_else(|| format!("/{parent}/{name}"))
+}
+
+/// Init's cgroup relative to the container's cgroup2 root `base` (`/init.scope` under
 /// systemd, `/` otherwise), read from the host's view of /proc/PID/cgroup.
-fn init_cgroup(parent: &str, name: &str, pid: i32) -> String {
+fn init_cgroup(base: &str, pid: i32) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let base = format!("/{parent}/{name}");
     text.lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .and_then(|p| p.strip_prefix(&base))
+        .and_then(|p| p.strip_prefix(base))
         .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         .map(|rest| if rest.is_empty() { "/".to_string() } else { rest.to_string() })
         .unwrap_or_else(|| "/".to_string())
@@ -400,6 +409,11 @@ mod tests {
     fn init_cgroup_is_relative_to_the_container() {
         let me = std::process::id() as i32;
         // Our own cgroup is not under /hutch/c: falls back to the container root.
-        assert_eq!(init_cgroup("hutch", "c", me), "/");
+        assert_eq!(init_cgroup("/hutch/c", me), "/");
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap().to_string();
+        if let Some((base, leaf)) = own.rsplit_once('/').filter(|(b, _)| !b.is_empty()) {
+            assert_eq!(init_cgroup(base, me), format!("/{leaf}"));
+        }
     }
 }

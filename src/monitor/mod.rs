@@ -97,6 +97,10 @@ struct Monitor {
     config: Config,
     layout: Layout,
     cgroup: ContainerCgroup,
+    /// The delegated systemd unit holding the container, on systemd hosts.
+    systemd: Option<crate::systemd::Placement>,
+    /// Registered with systemd-machined (this boot).
+    machine_registered: bool,
     idmap: Option<IdMap>,
     console: Console,
     control: UnixListener,
@@ -134,7 +138,15 @@ impl Monitor {
             }
         };
         let owner = idmap.map(|m| (m.uid, m.gid));
-        let cgroup = ContainerCgroup::new(&layout, &paths.cgroup_parent, name);
+        // On systemd hosts, the container's cgroup is a leaf of a delegated unit.
+        let systemd = match systemd_placement(paths, name, &layout) {
+            Ok(p) => p,
+            Err(e) => return Err(fail(e, status)),
+        };
+        let cgroup = match &systemd {
+            Some(p) => p.container_cgroup(&layout),
+            None => ContainerCgroup::new(&layout, &paths.cgroup_parent, name),
+        };
 
         let run = paths.runtime(name);
         let share = paths.host_share(name);
@@ -198,12 +210,17 @@ impl Monitor {
         if let Err(e) = state.save(&paths.state_file(name)) {
             return Err(fail(format!("failed to write {}: {e}", paths.state_file(name).display()), status));
         }
+        if let Err(e) = write_pid_file(paths, name, systemd.as_ref()) {
+            return Err(fail(e, status));
+        }
         Ok(Monitor {
             paths: paths.clone(),
             name: name.to_string(),
             config,
             layout,
             cgroup,
+            systemd,
+            machine_registered: false,
             idmap,
             console,
             control,
@@ -305,6 +322,7 @@ impl Monitor {
         let launched = launch::launch(&spec, self.idmap, &self.cgroup, &plug)?;
         mlog!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
         let pid = launched.init.pid;
+        self.register_machine(pid);
         self.state.init = Some(launched.init);
         self.init = Some(launched);
         // An init that does not notify is ready now: record that before anyone is
@@ -626,6 +644,7 @@ impl Monitor {
 
     /// Waits for the container's processes to be gone, then removes its cgroups.
     fn cleanup_cgroup(&mut self) {
+        self.unregister_machine();
         for p in crate::network::attach::unplug(&self.paths, &self.name, &self.config) {
             mlog!("network cleanup: {p}");
         }
@@ -659,6 +678,72 @@ impl Monitor {
             }
         }
         mlog!("monitor {} exiting", std::process::id());
+    }
+}
+
+// systemd hosts (see `crate::systemd`): the delegated unit, the pid file for
+// `hutch@.service`, and the machined registration.
+
+/// The systemd unit to hold the container, if this is a systemd host. A failure falls
+/// back to managing cgroupfs directly (logged), unless the unit was asked for by name
+/// (`HUTCH_KEEP_UNIT=1`, as in `hutch@.service`).
+fn systemd_placement(paths: &Paths, name: &str, layout: &Layout) -> Result<Option<crate::systemd::Placement>, String> {
+    let keep_unit = std::env::var_os(crate::systemd::KEEP_UNIT_ENV).is_some_and(|v| v == "1");
+    match crate::systemd::enter(paths, name, layout, keep_unit) {
+        Ok(Some(p)) => {
+            mlog!("systemd: in unit {} (cgroup /{}); the container goes in its leaf payload", p.unit, p.cgroup);
+            Ok(Some(p))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            let msg = match e.hint() {
+                Some(h) => format!("{e} (hint: {h})"),
+                None => e.to_string(),
+            };
+            if keep_unit {
+                return Err(msg);
+            }
+            mlog!("{msg}; managing cgroupfs directly instead");
+            Ok(None)
+        }
+    }
+}
+
+/// `hutch@.service` (Type=forking) learns the monitor's pid from `run/NAME/monitor.pid`.
+fn write_pid_file(paths: &Paths, name: &str, placement: Option<&crate::systemd::Placement>) -> Result<(), String> {
+    if placement.is_none_or(|p| !p.unit.ends_with(".service")) {
+        return Ok(());
+    }
+    let path = paths.runtime(name).join("monitor.pid");
+    fsutil::atomic_write(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
+        .map_err(|e| format!("failed to write {}: {e}", path.display()))
+}
+
+impl Monitor {
+    /// Registers the container with systemd-machined; a failure is only logged (the
+    /// container runs the same without machined).
+    fn register_machine(&mut self, leader: i32) {
+        let Some(machine) = self.systemd.as_ref().and_then(|p| p.machine.clone()) else { return };
+        let rootfs = self.config.rootfs_path(&self.paths.container(&self.name));
+        match crate::systemd::register_machine(&machine, leader, &rootfs) {
+            Ok(()) => {
+                mlog!("registered machine {machine} with systemd-machined");
+                self.machine_registered = true;
+            }
+            Err(e) => mlog!("{e}{}", e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
+        }
+    }
+
+    /// machined keeps a machine while its unit is active, and the unit (the monitor's
+    /// too) outlives each boot: unregister when init has ended.
+    fn unregister_machine(&mut self) {
+        if !std::mem::take(&mut self.machine_registered) {
+            return;
+        }
+        let Some(machine) = self.systemd.as_ref().and_then(|p| p.machine.clone()) else { return };
+        if let Err(e) = crate::systemd::unregister_machine(&machine) {
+            mlog!("{e}");
+        }
     }
 }
 

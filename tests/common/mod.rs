@@ -157,11 +157,18 @@ impl Hutch {
         hutch::paths::Paths::new(Some(&self.root))
     }
 
-    /// Every cgroup directory this tree could have made for `name`.
+    /// Every cgroup directory this tree could have made for `name` (the cgroup2 one
+    /// first; on systemd hosts, the payload leaf of its scope: hutch::systemd).
     pub fn cgroup_dirs(&self, name: &str) -> Vec<PathBuf> {
         let layout = hutch::cgroup::Layout::detect().unwrap();
         let cg = hutch::cgroup::ContainerCgroup::new(&layout, &self.paths().cgroup_parent, name);
-        std::iter::once(cg.unified).chain(cg.v1).collect()
+        let mut dirs: Vec<PathBuf> = std::iter::once(cg.unified).chain(cg.v1).collect();
+        if hutch::systemd::is_systemd_host() && matches!(layout, hutch::cgroup::Layout::Unified { .. }) {
+            let scope = hutch::systemd::scope_cgroup(&self.paths(), name);
+            let payload = hutch::cgroup::ContainerCgroup::new(&layout, &scope, hutch::systemd::PAYLOAD);
+            dirs.insert(0, payload.unified);
+        }
+        dirs
     }
 
     /// Mounts anywhere on the host that mention this tree.

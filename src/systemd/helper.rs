@@ -1,0 +1,122 @@
+//! Runs a D-Bus exchange in a short-lived child process.
+//!
+//! zbus starts helper threads (its runtime hands a live connection to one between
+//! calls, and runs a few blocking system calls on workers), but the monitor must stay
+//! single-threaded: `clone3` with `CLONE_NEWUSER` and `setns` into user and mount
+//! namespaces refuse a multi-threaded caller. So the monitor forks, the child does the
+//! exchange and writes its result (JSON) to a pipe, then `_exit`s: every thread zbus
+//! started dies with it, and the monitor never runs zbus code at all.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::unistd::{ForkResult, Pid};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Runs `f` (which returns a message on failure) in a child process and returns its
+/// result, or says why the child gave none. Gives up after `timeout`, killing the child.
+///
+/// Call it from a single-threaded process only (the monitor, the CLI): the child runs
+/// ordinary code between `fork` and `_exit`.
+pub fn run<T, F>(timeout: Duration, f: F) -> Result<T, String>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Result<T, String>,
+{
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("could not create a pipe: {e}"))?;
+    // SAFETY: the callers are single-threaded (documented above), so the child is an
+    // exact copy with no lock held by a thread that does not exist in it; it leaves
+    // through `exit_now` (_exit), never returning into the caller's frames.
+    let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("could not fork: {e}"))? {
+        ForkResult::Child => {
+            drop(read_end);
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err("the D-Bus helper process panicked".into()));
+            let json = serde_json::to_vec(&out).unwrap_or_default();
+            let _ = std::fs::File::from(write_end).write_all(&json);
+            crate::sys::exit_now(0)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(write_end);
+    let got = read_until_eof(read_end, timeout);
+    if got.is_err() {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    }
+    let status = wait(child);
+    let bytes = got?;
+    if bytes.is_empty() {
+        return Err(format!("the D-Bus helper process ended without an answer ({status})"));
+    }
+    serde_json::from_slice::<Result<T, String>>(&bytes)
+        .map_err(|e| format!("the D-Bus helper process gave an unreadable answer: {e}"))?
+}
+
+fn read_until_eof(fd: OwnedFd, timeout: Duration) -> Result<Vec<u8>, String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let end = Instant::now() + timeout;
+    let mut file = std::fs::File::from(fd);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("the D-Bus call did not finish within {} s", timeout.as_secs()));
+        }
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("could not wait for the D-Bus helper process: {e}")),
+        }
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("could not read the D-Bus helper's answer: {e}")),
+        }
+    }
+}
+
+fn wait(child: Pid) -> String {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return format!("exit status {code}"),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return format!("killed by {sig}"),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return format!("waitpid failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // The test harness is multi-threaded, unlike the monitor; these children only
+    // allocate (glibc's fork leaves malloc usable) and write to the pipe.
+    use super::*;
+
+    #[test]
+    fn results_come_back_from_the_child() {
+        let pid = std::process::id();
+        let got: u32 = run(Duration::from_secs(10), || Ok(std::process::id())).unwrap();
+        assert_ne!(got, pid, "it ran in another process");
+        let err = run::<u32, _>(Duration::from_secs(10), || Err("no bus".into())).unwrap_err();
+        assert_eq!(err, "no bus");
+    }
+
+    #[test]
+    fn a_hung_child_is_killed() {
+        let err = run::<(), _>(Duration::from_millis(200), || {
+            std::thread::sleep(Duration::from_secs(30));
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.contains("did not finish"), "{err}");
+    }
+}
