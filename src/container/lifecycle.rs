@@ -54,6 +54,9 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
         let (_, added) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
         notices.extend(added);
     }
+    if !config.security.privileged {
+        notices.extend(raise_inotify_instances());
+    }
     let rootfs = config.rootfs_path(&paths.container(name));
     crate::rootfs::check_dir(&rootfs)?;
     let init = &config.init.command[0];
@@ -118,6 +121,22 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
         }
     }
     Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: None, notices })
+}
+
+/// Unprivileged containers share one host uid (their root's), and each guest systemd
+/// holds a dozen inotify instances: the kernel's default of 128 per user stops the
+/// tenth container. Raised once, and said (LXC and Incus document the same tuning).
+fn raise_inotify_instances() -> Option<String> {
+    const FILE: &str = "/proc/sys/fs/inotify/max_user_instances";
+    const WANT: u64 = 1024;
+    let now: u64 = std::fs::read_to_string(FILE).ok()?.trim().parse().ok()?;
+    if now >= WANT {
+        return None;
+    }
+    std::fs::write(FILE, WANT.to_string()).ok()?;
+    Some(format!(
+        "raised fs.inotify.max_user_instances from {now} to {WANT}: unprivileged containers share their root's host uid"
+    ))
 }
 
 /// Size at which `logs/monitor.log` is rotated when a monitor starts.
