@@ -236,6 +236,32 @@ def end_states(states):
     return out
 
 
+def density_states(states):
+    """density.TOOL.MODE -> counts summed over runs, from "running=N degraded=N timeout=N failed=u xN, ..."."""
+    out = {}
+    for k in sorted(states):
+        if not k.startswith("density."):
+            continue
+        d = {"running": 0, "degraded": 0, "timeout": 0, "failed": collections.Counter()}
+        for _, text in states[k]:
+            head, _, failed = text.partition(" failed=")
+            for part in head.split():
+                name, _, n = part.partition("=")
+                d[name] += int(n)
+            for item in filter(None, failed.split(", ")):
+                unit, _, n = item.rpartition(" x")
+                d["failed"][unit] += int(n)
+        d["failed"] = dict(d["failed"])
+        out[k] = d
+    return out
+
+
+def short_machine(meta):
+    m = meta["machine"]
+    return (f"{m['cpus']} × {m['cpu']}, {m['mem_gib']} GiB, {m['os'].split(' (')[0]}, kernel {m['kernel']}, "
+            f"cgroups {m['cgroups'].split(' (')[0]}, {m['fs']}")
+
+
 def machine_line(meta):
     m = meta["machine"]
     return (f"{m['cpus']} × {m['cpu']}, {m['mem_gib']} GiB, {m['os']}, kernel {m['kernel']}, "
@@ -284,10 +310,15 @@ def markdown(meta, figs, rats, gls, ends, states, title=True):
         st = ", ".join(f"{s} ×{n}" for s, n in e["states"].items())
         fu = ", ".join(f"`{u}` ×{n}" for u, n in e["failed_units"].items()) or "none"
         L.append(f"| {names[tool]}, {'privileged' if mode == 'priv' else 'unprivileged'} | {st} | {fu} |")
-    dens = [(k, t) for k, v in states.items() if k.startswith("density.") for _, t in v]
+    dens = density_states(states)
     if dens:
-        L += ["", "Density end states (per run): " + "; ".join(
-            f"{k.split('.')[1]} {'one after another' if k.endswith('seq') else 'all at once'}: {t}" for k, t in dens) + "."]
+        L += ["", "| density, all runs | running | degraded | not ready | failed units (containers) |",
+              "|---|---|---|---|---|"]
+        for k, d in dens.items():
+            tool, mode = k.split(".")[1:]
+            fu = ", ".join(f"`{u}` ×{n}" for u, n in d["failed"].items()) or "none"
+            L.append(f"| {names[tool]}, {'one after another' if mode == 'seq' else 'all at once'} | "
+                     f"{d['running']} | {d['degraded']} | {d['timeout']} | {fu} |")
     errs = [t for k, v in states.items() if k.endswith("error") for _, t in v]
     if errs:
         L += ["", "Errors: " + "; ".join(errs)]
@@ -349,7 +380,8 @@ def svg(meta, figs):
             f'<text x="10" y="18" font-size="12">hutch {esc(meta["versions"]["hutch"])} vs LXC {esc(meta["versions"]["lxc"])} '
             f'vs {esc(meta["versions"]["nspawn"].split(" (")[0].replace("systemd", "systemd-nspawn"))}, {esc(meta["date"])}: '
             f'bars are medians, whiskers min–max, {meta["runs"]} runs{" (quick)" if meta["quick"] else ""}.</text>'
-            f'<text x="10" y="34" font-size="12">{esc(machine_line(meta))}.</text>')
+            f'<text x="10" y="34" font-size="12">{esc(short_machine(meta))}; load {esc(meta["load_start"].split()[0])} '
+            f'at start, {esc(meta["load_end"].split()[0])} at end.</text>')
     return head + "".join(out) + "</svg>\n"
 
 
@@ -372,6 +404,7 @@ def main():
     figs = stats(samples)
     rats, gls, ends = ratios(figs), goals(figs), end_states(states)
     doc = {"meta": meta, "figures": figs, "ratios": rats, "goals": gls, "end_states": ends,
+           "density_end_states": density_states(states),
            "states": {k: v for k, v in states.items()}, "raw": {"samples": rows, "states": srows}}
     json.dump(doc, open(args.out + ".json", "w"), indent=1)
     open(args.out + ".md", "w").write(markdown(meta, figs, rats, gls, ends, states))

@@ -112,7 +112,7 @@ fi
 trap 'exit 130' INT TERM
 
 us() { echo "${EPOCHREALTIME/./}"; }                # microseconds, no fork
-ms_since() { echo $(( ($(us) - $1) / 1000 )); }     # milliseconds since a us() stamp
+ms_since() { local d=$(( $(us) - $1 )); printf '%d.%03d\n' $((d / 1000)) $((d % 1000)); } # ms since a us() stamp
 rec() { printf '%s\t%s\t%s\n' "$1" "$RUN" "$2" >>"$W/samples.tsv"; } # KEY VALUE
 state() { printf '%s\t%s\t%s\n' "$1" "$RUN" "$2" >>"$W/states.tsv"; } # KEY TEXT
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -345,7 +345,7 @@ boot_cycle() {
             state "failed.$tool.$mode" "$(failed_units "$pid")"
             [ "$tool" = hutch ] && rec "boot.hutch-notify.$mode" "$(hutch_json "$name" "d['boot_ms']")"
             # memory: one second after ready, the container's own cgroup; the monitor's RSS
-            while [ $(( ($(us) - t) / 1000 )) -lt $((ms + 1000)) ]; do sleep 0.05; done
+            while [ $(( ($(us) - t) / 1000 )) -lt $((${ms%.*} + 1000)) ]; do sleep 0.05; done
             local cg mp
             cg=$(memcg "$tool" "$name")
             rec "mem.$tool.$mode" "$(mem_bytes "$cg")"
