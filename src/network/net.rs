@@ -463,18 +463,7 @@ fn forget_leases(paths: &Paths, net: &Network, gone: &[Reservation]) {
 
 /// Frees every reservation of `container` on network `name`.
 pub fn release(paths: &Paths, name: &str, container: &str) -> Result<(), Error> {
-    let Some(net) = load(paths, name)? else { return Ok(()) };
-    let _lock = lock(paths, name)?;
-    let mut r = load_reservations(paths, name)?;
-    let (gone, kept): (Vec<_>, Vec<_>) = r.list.into_iter().partition(|x| x.container == container);
-    r.list = kept;
-    if !gone.is_empty() {
-        save_reservations(paths, name, &r)?;
-        write_dns_files(paths, &net)?;
-        forget_leases(paths, &net, &gone);
-        reload_dnsmasq(paths, &net);
-    }
-    Ok(())
+    release_stale(paths, name, container, &[])
 }
 
 struct DnsFiles {
