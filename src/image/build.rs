@@ -10,16 +10,9 @@ use std::process::{Command, Stdio};
 
 use super::Error;
 
-/// Finds `program` in the usual system directories.
-pub fn which(program: &str) -> Option<std::path::PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
-        .iter()
-        .map(|d| Path::new(d).join(program))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-}
-
 fn require(program: &str, package: &str) -> Result<std::path::PathBuf, Error> {
-    which(program).ok_or_else(|| Error::MissingProgram { program: program.into(), package: package.into() })
+    crate::fsutil::which(program)
+        .ok_or_else(|| Error::MissingProgram { program: program.into(), package: package.into() })
 }
 
 /// Runs `cmd`, its output going to `log`; on failure the error quotes the log's tail.
@@ -222,7 +215,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("x"), b"#!/bin/sh\n").unwrap();
         assert!(!is_static_elf(&d.path().join("x")));
-        if let Some(b) = which("busybox").filter(|b| is_static_elf(b)) {
+        if let Some(b) = crate::fsutil::which("busybox").filter(|b| is_static_elf(b)) {
             let root = d.path().join("root");
             std::fs::create_dir(&root).unwrap();
             busybox(&[b.display().to_string()], &root).unwrap();

@@ -207,7 +207,7 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
 }
 
 pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
-    if crate::image::build::which("nft").is_none() {
+    if crate::fsutil::which("nft").is_none() {
         return Ok(());
     }
     net::nft_apply(&nft::render_delete(&ports_table(paths, container)))

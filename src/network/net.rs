@@ -345,7 +345,7 @@ fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
 
 fn down_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
     stop_dnsmasq(paths, net);
-    if which("nft").is_some() {
+    if fsutil::which("nft").is_some() {
         nft_apply(&nft::render_delete(&net.table(paths)))?;
     }
     let nl = Netlink::new()?;
@@ -537,7 +537,7 @@ fn ensure_dnsmasq(paths: &Paths, net: &Network) -> Result<(), Error> {
         return Ok(());
     }
     let f = dns_files(paths, &net.name);
-    let bin = which("dnsmasq").ok_or(Error::MissingProgram { program: "dnsmasq", package: "dnsmasq-base" })?;
+    let bin = fsutil::which("dnsmasq").ok_or(Error::MissingProgram { program: "dnsmasq", package: "dnsmasq-base" })?;
     let out = Command::new(bin)
         .arg(format!("--conf-file={}", f.conf.display()))
         .stdin(Stdio::null())
@@ -574,7 +574,7 @@ fn stop_dnsmasq(paths: &Paths, net: &Network) {
 
 /// Loads an nft script in one transaction.
 pub fn nft_apply(script: &str) -> Result<(), Error> {
-    let bin = which("nft").ok_or(Error::MissingProgram { program: "nft", package: "nftables" })?;
+    let bin = fsutil::which("nft").ok_or(Error::MissingProgram { program: "nft", package: "nftables" })?;
     let mut child = Command::new(bin)
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -592,10 +592,6 @@ pub fn nft_apply(script: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn which(p: &str) -> Option<PathBuf> {
-    crate::image::build::which(p)
-}
-
 fn require_program(program: &'static str, package: &'static str) -> Result<(), Error> {
-    which(program).map(|_| ()).ok_or(Error::MissingProgram { program, package })
+    fsutil::which(program).map(|_| ()).ok_or(Error::MissingProgram { program, package })
 }
