@@ -120,3 +120,19 @@ mod bytes_tests {
         assert_eq!(super::bytes(20 << 20), "20.0 MiB");
     }
 }
+
+/// Prints `{"format_version": N, KEY: VALUE}` (pretty): the shape of every read
+/// command's `--format json`.
+pub fn print_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
+    struct Doc<'a, T: ?Sized>(&'a str, &'a T);
+    impl<T: serde::Serialize + ?Sized> serde::Serialize for Doc<'_, T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut m = s.serialize_map(Some(2))?;
+            m.serialize_entry("format_version", &JSON_VERSION)?;
+            m.serialize_entry(self.0, self.1)?;
+            m.end()
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&Doc(key, value)).expect("serialisable"));
+}

@@ -1,14 +1,12 @@
 //! image list, pull, rm, import, export; publish.
 
-use serde::Serialize;
-
 use super::{ImageCmd, PullArgs, notify};
 use crate::error::Error;
-use crate::image::cache::{Cache, Meta};
+use crate::image::cache::Cache;
 use crate::image::obtain::{self, Request};
 use crate::image::publish;
 use crate::lock::Lock;
-use crate::output::{self, Format, JSON_VERSION};
+use crate::output::{self, Format};
 use crate::paths::Paths;
 
 pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Request, Error> {
@@ -87,16 +85,7 @@ fn list(cache: &Cache<'_>, format: Format) -> Result<(), Error> {
     let images = cache.list()?;
     match format {
         Format::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                format_version: u32,
-                images: &'a [Meta],
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, images: &images })
-                    .expect("serialisable")
-            );
+            output::print_json("images", &images);
         }
         Format::Text => {
             let rows: Vec<Vec<String>> = images

@@ -42,16 +42,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
         container::list_names(paths).iter().map(|n| entry(paths, n, &container::observe(paths, n))).collect();
     match format {
         Format::Json => {
-            #[derive(Serialize)]
-            struct Out<'a> {
-                format_version: u32,
-                containers: &'a [ListEntry],
-            }
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&Out { format_version: JSON_VERSION, containers: &entries })
-                    .expect("serialisable")
-            );
+            output::print_json("containers", &entries);
         }
         Format::Text => {
             let now = crate::fsutil::now_ms();

@@ -7,7 +7,7 @@ use crate::config::{Config, Port};
 use crate::error::Error;
 use crate::lock::Lock;
 use crate::network::{attach, net};
-use crate::output::{self, Format, JSON_VERSION};
+use crate::output::{self, Format};
 use crate::paths::Paths;
 
 #[derive(Serialize)]
@@ -41,13 +41,6 @@ fn view(paths: &Paths, n: net::Network) -> Result<NetworkView, Error> {
     })
 }
 
-fn json<T: Serialize>(key: &str, value: &T) {
-    let mut m = serde_json::Map::new();
-    m.insert("format_version".into(), JSON_VERSION.into());
-    m.insert(key.into(), serde_json::to_value(value).expect("serialisable"));
-    println!("{}", serde_json::to_string_pretty(&m).expect("serialisable"));
-}
-
 pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
     match cmd {
         NetworkCmd::Create { name, subnet, ipv6, no_nat, domain } => {
@@ -66,7 +59,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
         NetworkCmd::List { format } => {
             let views = net::list(paths)?.into_iter().map(|n| view(paths, n)).collect::<Result<Vec<_>, _>>()?;
             match format {
-                Format::Json => json("networks", &views),
+                Format::Json => output::print_json("networks", &views),
                 Format::Text => {
                     let rows: Vec<Vec<String>> = views
                         .iter()
@@ -92,7 +85,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
         NetworkCmd::Show { name, format } => {
             let v = view(paths, net::require(paths, &name)?)?;
             match format {
-                Format::Json => json("network", &v),
+                Format::Json => output::print_json("network", &v),
                 Format::Text => {
                     println!("Name:     {}", v.network.name);
                     println!("Bridge:   {}", v.network.bridge);
@@ -139,7 +132,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             crate::container::require_exists(paths, &name)?;
             let config = Config::load(&paths.config(&name))?;
             match format {
-                Format::Json => json("ports", &config.ports),
+                Format::Json => output::print_json("ports", &config.ports),
                 Format::Text => {
                     let rows: Vec<Vec<String>> = config
                         .ports
