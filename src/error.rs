@@ -12,9 +12,9 @@ pub enum Error {
     #[error(transparent)]
     Exec(#[from] crate::exec::Error),
     #[error(transparent)]
-    Name(#[from] crate::name::NameError),
+    Name(#[from] crate::base::name::NameError),
     #[error(transparent)]
-    Signal(#[from] crate::signal::SignalError),
+    Signal(#[from] crate::base::signal::SignalError),
     #[error(transparent)]
     Image(#[from] crate::image::Error),
     #[error(transparent)]

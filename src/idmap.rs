@@ -198,7 +198,7 @@ fn append_range(path: &Path, old: &str, start: u64, size: u32) -> Result<(), Err
         text.push('\n');
     }
     text.push_str(&format!("root:{start}:{size}\n"));
-    crate::fsutil::atomic_write(path, text.as_bytes(), 0o644)
+    crate::base::fsutil::atomic_write(path, text.as_bytes(), 0o644)
         .map_err(|source| Error::Write { path: path.display().to_string(), source })
 }
 

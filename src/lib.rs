@@ -2,12 +2,21 @@
 //! PID 1 in user, pid, mount, UTS, IPC, network and cgroup namespaces, unprivileged by
 //! default, each under a small monitor process (no daemon).
 //!
-//! Layout: `cli` parses and dispatches; `container` holds the lifecycle operations;
-//! `monitor` is the per-container supervisor; `runtime` is the child side of a start
-//! (mount plan, pivot_root, exec of init); `exec` joins a running container;
-//! `cgroup`, `idmap`, `config`, `state` and `rootfs` each own one concern; `sys` is
-//! the raw kernel boundary.
+//! The layers, top to bottom (a module uses only those below it, or beside it within
+//! its layer):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | command line | [`cli`]: arguments, dispatch, output for people and `--format json` |
+//! | lifecycle | [`container`]: create, start, stop, destroy, observe, each under the container's lock |
+//! | supervision and the child side | [`monitor`] (the per-container supervisor), [`runtime`] (mount plan, pivot_root, exec of init), [`exec`] (joining a running container) |
+//! | subsystems | [`cgroup`], [`systemd`], [`network`], [`rootfs`], [`storage`], [`image`], [`distro`], [`config`], [`idmap`] |
+//! | infrastructure | [`base`]: paths, locks, state files, names, sizes, signals, output, terminal, files, settings |
+//! | kernel boundary | [`sys`]: the raw system calls no crate wraps |
+//!
+//! [`error::Error`] gathers every module's error for the user, with its hint.
 
+pub mod base;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -15,24 +24,14 @@ pub mod container;
 pub mod distro;
 pub mod error;
 pub mod exec;
-pub mod fsutil;
 pub mod idmap;
 pub mod image;
-pub mod lock;
 pub mod monitor;
-pub mod name;
 pub mod network;
-pub mod output;
-pub mod paths;
 pub mod rootfs;
 pub mod runtime;
-pub mod settings;
-pub mod signal;
-pub mod size;
-pub mod state;
 pub mod storage;
 pub mod sys;
 pub mod systemd;
-pub mod term;
 
 pub use error::Error;

@@ -7,9 +7,9 @@ use super::ConfigCmd;
 use crate::config::{self, Config};
 use crate::container::{self, Status};
 use crate::error::Error;
-use crate::lock::Lock;
-use crate::output::{Format, JSON_VERSION};
-use crate::paths::Paths;
+use crate::base::lock::Lock;
+use crate::base::output::{Format, JSON_VERSION};
+use crate::base::paths::Paths;
 
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
     match cmd {
@@ -61,7 +61,7 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
                     .map_err(|e| Error::cli(format!("change {key} of {name}"), e.to_string()))?;
                 super::notify(&warnings);
             }
-            crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
+            crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
                 .map_err(|source| config::Error::Write { path, source })?;
             if live {
                 eprintln!("hutch: {key} applied to the running {name}");
@@ -125,7 +125,7 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
         eprintln!("hutch: no changes");
         return Ok(0);
     }
-    crate::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
+    crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
         .map_err(|source| config::Error::Write { path, source })?;
     Ok(0)
 }

@@ -5,9 +5,9 @@ use crate::error::Error;
 use crate::image::cache::Cache;
 use crate::image::obtain::{self, Request};
 use crate::image::publish;
-use crate::lock::Lock;
-use crate::output::{self, Format};
-use crate::paths::Paths;
+use crate::base::lock::Lock;
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 
 pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Request, Error> {
     let mut req = Request::parse(reference)?;

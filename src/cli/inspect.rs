@@ -8,9 +8,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::container::{self, Observed, Status};
 use crate::error::Error;
-use crate::output::{self, Format, JSON_VERSION};
-use crate::paths::Paths;
-use crate::state::LastExit;
+use crate::base::output::{self, Format, JSON_VERSION};
+use crate::base::paths::Paths;
+use crate::base::state::LastExit;
 
 #[derive(Serialize)]
 struct ListEntry {
@@ -45,7 +45,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
             output::print_json("containers", &entries);
         }
         Format::Text => {
-            let now = crate::fsutil::now_ms();
+            let now = crate::base::fsutil::now_ms();
             let rows: Vec<Vec<String>> = entries
                 .iter()
                 .map(|e| {
@@ -128,7 +128,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
         return Ok(0);
     }
-    let now = crate::fsutil::now_ms();
+    let now = crate::base::fsutil::now_ms();
     let mut items: Vec<(&str, String)> =
         vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
     if let Some(p) = info.pid {

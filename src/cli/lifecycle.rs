@@ -3,7 +3,7 @@
 use super::{CreateArgs, notify};
 use crate::container::{self, Source, Status};
 use crate::error::Error;
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 
 pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     let name = args.name.as_str();
@@ -28,7 +28,7 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         Source::Tar(t)
     } else if let Some(reference) = &args.template {
         // Checked before anything is fetched: the name must be usable.
-        crate::name::validate(name)?;
+        crate::base::name::validate(name)?;
         let req = super::image_cmd::request(reference, &args.pull, false)?;
         let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
         notify(&std::mem::take(&mut notices));
@@ -100,13 +100,13 @@ pub fn restart(paths: &Paths, name: &str, timeout: Option<u64>, force: bool, wai
 }
 
 pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Result<u8, Error> {
-    let sig = crate::signal::parse(signal.unwrap_or("SIGKILL"))
+    let sig = crate::base::signal::parse(signal.unwrap_or("SIGKILL"))
         .map_err(|e| Error::cli(format!("signal {name}"), e.to_string()))?;
     let n = container::kill(paths, name, sig, all)?;
     if all {
-        println!("Sent {} to {n} processes in {name}", crate::signal::name(sig));
+        println!("Sent {} to {n} processes in {name}", crate::base::signal::name(sig));
     } else {
-        println!("Sent {} to init of {name}", crate::signal::name(sig));
+        println!("Sent {} to init of {name}", crate::base::signal::name(sig));
     }
     Ok(0)
 }

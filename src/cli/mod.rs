@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::error::{Error, report};
-use crate::output::Format;
-use crate::paths::Paths;
+use crate::base::output::Format;
+use crate::base::paths::Paths;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,10 +5,10 @@ use serde::Serialize;
 use super::{NetworkCmd, PortCmd};
 use crate::config::{Config, Port};
 use crate::error::Error;
-use crate::lock::Lock;
+use crate::base::lock::Lock;
 use crate::network::{attach, net};
-use crate::output::{self, Format};
-use crate::paths::Paths;
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 
 #[derive(Serialize)]
 struct NetworkView {

@@ -3,7 +3,7 @@
 use crate::container::{self, Status};
 use crate::error::Error;
 use crate::exec::{self, Spec};
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 use crate::sys;
 
 #[allow(clippy::too_many_arguments)]

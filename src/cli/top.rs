@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::cgroup::limits::{Stats, stats};
 use crate::container::{self, Status};
 use crate::error::Error;
-use crate::output::{self, Format, JSON_VERSION};
-use crate::paths::Paths;
+use crate::base::output::{self, Format, JSON_VERSION};
+use crate::base::paths::Paths;
 
 #[derive(Serialize)]
 struct Row {

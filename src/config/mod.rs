@@ -260,7 +260,7 @@ impl Config {
             return bad("schema", format!("schema {} is not supported; this hutch reads schema {SCHEMA}", self.schema));
         }
         if let Some(h) = &self.hostname {
-            if let Err(e) = crate::name::validate(h) {
+            if let Err(e) = crate::base::name::validate(h) {
                 return bad("hostname", e.to_string().replace("container name", "hostname"));
             }
         }
@@ -285,7 +285,7 @@ impl Config {
         if self.init.command.iter().any(|a| a.contains('\0')) {
             return bad("init.command", "arguments cannot contain NUL".into());
         }
-        if let Err(e) = crate::signal::parse(&self.init.halt_signal) {
+        if let Err(e) = crate::base::signal::parse(&self.init.halt_signal) {
             return bad("init.halt_signal", e.to_string());
         }
         if !(1..=86_400).contains(&self.init.stop_timeout) {
@@ -305,7 +305,7 @@ impl Config {
                 );
             }
         }
-        match crate::size::parse(&self.console.log_size) {
+        match crate::base::size::parse(&self.console.log_size) {
             Ok(n) if n < 4096 => return bad("console.log_size", "must be at least 4KiB".into()),
             Ok(_) => {}
             Err(e) => return bad("console.log_size", e.to_string()),
@@ -333,7 +333,7 @@ impl Config {
 
     /// Writes the configuration atomically.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        crate::fsutil::atomic_write(path, self.render().as_bytes(), 0o644)
+        crate::base::fsutil::atomic_write(path, self.render().as_bytes(), 0o644)
             .map_err(|source| Error::Write { path: path.to_path_buf(), source })
     }
 
@@ -344,7 +344,7 @@ impl Config {
     }
 
     /// The overlay layers of the rootfs, for overlay storage.
-    pub fn layers(&self, paths: &crate::paths::Paths, container_dir: &Path) -> Option<crate::storage::Layers> {
+    pub fn layers(&self, paths: &crate::base::paths::Paths, container_dir: &Path) -> Option<crate::storage::Layers> {
         match (self.rootfs.storage, &self.rootfs.image) {
             (crate::storage::Kind::Overlay, Some(id)) => {
                 Some(crate::storage::Layers { lower: paths.image_rootfs(id), rw: container_dir.join("overlay") })
@@ -354,11 +354,11 @@ impl Config {
     }
 
     pub fn halt_signal(&self) -> i32 {
-        crate::signal::parse(&self.init.halt_signal).unwrap_or(libc::SIGPWR)
+        crate::base::signal::parse(&self.init.halt_signal).unwrap_or(libc::SIGPWR)
     }
 
     pub fn log_size(&self) -> u64 {
-        crate::size::parse(&self.console.log_size).unwrap_or(1 << 20)
+        crate::base::size::parse(&self.console.log_size).unwrap_or(1 << 20)
     }
 }
 
@@ -369,7 +369,7 @@ fn validate_network(c: &Config) -> Result<(), (String, String)> {
     let mut names = Vec::new();
     for (i, nic) in c.nics.iter().enumerate() {
         let k = |f: &str| format!("nic[{i}].{f}");
-        if let Err(e) = crate::name::validate(&nic.network) {
+        if let Err(e) = crate::base::name::validate(&nic.network) {
             return bad(k("network"), e.to_string().replace("container name", "network name"));
         }
         if let Err(e) = crate::network::addr::validate_ifname(&nic.name) {

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Error, Notices, io_err};
 use crate::config::Config;
-use crate::fsutil;
-use crate::lock::Lock;
-use crate::paths::Paths;
+use crate::base::fsutil;
+use crate::base::lock::Lock;
+use crate::base::paths::Paths;
 use crate::rootfs;
 use crate::storage;
 
@@ -76,7 +76,7 @@ pub fn create(
     networks: &[String],
     ipv4: Option<&str>,
 ) -> Result<Created, Error> {
-    crate::name::validate(name)?;
+    crate::base::name::validate(name)?;
     let mut notices = Notices::new();
     // Check the input before creating anything.
     match source {

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use super::observe::{Status, reconcile};
 use super::{Error, Notices, io_err};
 use crate::config::Config;
-use crate::fsutil;
-use crate::lock::Lock;
+use crate::base::fsutil;
+use crate::base::lock::Lock;
 use crate::monitor::proto::{self, Event, Request};
-use crate::paths::Paths;
-use crate::state::{LastExit, RuntimeState};
+use crate::base::paths::Paths;
+use crate::base::state::{LastExit, RuntimeState};
 
 /// Checks `name` against the naming rule and that such a container exists.
 pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
-    crate::name::validate(name)?;
+    crate::base::name::validate(name)?;
     if paths.config(name).exists() { Ok(()) } else { Err(Error::NotFound { name: name.into() }) }
 }
 
@@ -375,7 +375,7 @@ pub fn collect_leftovers(paths: &Paths) -> Notices {
         let stale = if n.starts_with(".trash-") {
             true
         } else if let Some(name) = n.strip_prefix(".staging-") {
-            crate::name::validate(name).is_ok() && matches!(Lock::try_acquire(&paths.lock(name)), Ok(Some(_)))
+            crate::base::name::validate(name).is_ok() && matches!(Lock::try_acquire(&paths.lock(name)), Ok(Some(_)))
         } else {
             false
         };

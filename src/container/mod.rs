@@ -18,7 +18,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum Error {
     #[error(transparent)]
-    Name(#[from] crate::name::NameError),
+    Name(#[from] crate::base::name::NameError),
     #[error("failed to find container {name}: it does not exist")]
     NotFound { name: String },
     #[error("failed to create container {name}: it already exists")]

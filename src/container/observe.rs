@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Error, Notices, io_err};
-use crate::fsutil;
-use crate::paths::Paths;
-use crate::state::{LastExit, Phase, RuntimeState};
+use crate::base::fsutil;
+use crate::base::paths::Paths;
+use crate::base::state::{LastExit, Phase, RuntimeState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,7 +60,7 @@ pub fn list_names(paths: &Paths) -> Vec<String> {
             rd.flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| crate::name::validate(n).is_ok())
+                .filter(|n| crate::base::name::validate(n).is_ok())
                 .collect()
         })
         .unwrap_or_default();

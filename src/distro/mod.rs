@@ -110,7 +110,7 @@ impl Error {
                 "fix the table (its keys are described in src/distro/mod.rs), or remove the file from {DEFAULT_OVERRIDE_DIR} to use the built-in one"
             )),
             Error::Context { .. } => {
-                Some(format!("hostnames follow the container name rule ({}); machine ids are 32 lowercase hex digits", crate::name::RULE))
+                Some(format!("hostnames follow the container name rule ({}); machine ids are 32 lowercase hex digits", crate::base::name::RULE))
             }
             Error::Apply { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some("run as root, or check who owns the root filesystem".into())
@@ -183,7 +183,7 @@ impl DistroConfig {
 pub fn load(distro: &str, override_dir: Option<&Path>) -> Result<DistroConfig, Error> {
     let unknown = || Error::Unknown { distro: distro.into(), known: KNOWN.join(", ") };
     // The name becomes a file name.
-    if crate::name::validate(distro).is_err() {
+    if crate::base::name::validate(distro).is_err() {
         return Err(unknown());
     }
     if let Some(dir) = override_dir {
@@ -215,7 +215,7 @@ impl Context {
 
     fn validate(&self) -> Result<(), Error> {
         for (what, value) in [("container name", &self.name), ("hostname", &self.hostname)] {
-            if let Err(e) = crate::name::validate(value) {
+            if let Err(e) = crate::base::name::validate(value) {
                 return Err(Error::Context { what, value: value.clone(), message: e.to_string() });
             }
         }

@@ -280,7 +280,7 @@ fn validate(e: &Effective) -> Result<(), (String, String)> {
         return bad("init.command", "arguments cannot contain NUL".into());
     }
     for (key, sig) in [("init.halt_signal", &e.init.halt_signal), ("init.reboot_signal", &e.init.reboot_signal)] {
-        if let Err(err) = crate::signal::parse(sig) {
+        if let Err(err) = crate::base::signal::parse(sig) {
             return bad(key, err.to_string());
         }
     }

@@ -23,9 +23,9 @@ use nix::unistd::{ForkResult, Pid, fork};
 use thiserror::Error;
 
 use crate::container::{Status, observe};
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 use crate::runtime::channel;
-use crate::state::RuntimeState;
+use crate::base::state::RuntimeState;
 use crate::sys;
 
 pub use passwd::User;
@@ -69,7 +69,7 @@ pub struct Spec {
 
 /// Runs `spec` in container `name`; returns the exit status to exit with.
 pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
-    crate::name::validate(name).map_err(|e| Error::Failed { name: name.into(), message: e.to_string() })?;
+    crate::base::name::validate(name).map_err(|e| Error::Failed { name: name.into(), message: e.to_string() })?;
     let obs = observe(paths, name);
     match obs.status {
         Status::Frozen => return Err(Error::Frozen { name: name.into() }),

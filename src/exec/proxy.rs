@@ -15,7 +15,7 @@ use crate::monitor::console::{FRAME_DATA, FRAME_RESIZE, frame};
 use crate::monitor::proto::{self, Request};
 use crate::runtime::channel;
 use crate::sys;
-use crate::term::{Escape, RawMode};
+use crate::base::term::{Escape, RawMode};
 
 fn stdin() -> BorrowedFd<'static> {
     sys::stdio(0)

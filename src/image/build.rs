@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use super::Error;
 
 fn require(program: &str, package: &str) -> Result<std::path::PathBuf, Error> {
-    crate::fsutil::which(program)
+    crate::base::fsutil::which(program)
         .ok_or_else(|| Error::MissingProgram { program: program.into(), package: package.into() })
 }
 
@@ -123,7 +123,7 @@ pub fn dnf(d: &Dnf<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
     }
     cmd.arg("install").args(d.packages);
     run(cmd, &format!("dnf --installroot (release {})", d.releasever), log)?;
-    let _ = crate::fsutil::remove_tree(&rootfs.join("var/cache/dnf"));
+    let _ = crate::base::fsutil::remove_tree(&rootfs.join("var/cache/dnf"));
     Ok(())
 }
 
@@ -215,7 +215,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("x"), b"#!/bin/sh\n").unwrap();
         assert!(!is_static_elf(&d.path().join("x")));
-        if let Some(b) = crate::fsutil::which("busybox").filter(|b| is_static_elf(b)) {
+        if let Some(b) = crate::base::fsutil::which("busybox").filter(|b| is_static_elf(b)) {
             let root = d.path().join("root");
             std::fs::create_dir(&root).unwrap();
             busybox(&[b.display().to_string()], &root).unwrap();

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use crate::fsutil;
-use crate::paths::Paths;
+use crate::base::fsutil;
+use crate::base::paths::Paths;
 
 /// `image.toml`: what an image is and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

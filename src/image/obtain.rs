@@ -6,7 +6,7 @@ use std::path::Path;
 use super::cache::{self, Cache, Meta, Staging};
 use super::template::{self, MirrorFrom, Release, Source, Template};
 use super::{Error, build, fetch, index, mirror};
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -69,7 +69,7 @@ pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result
             return Ok(Obtained { meta, cached: true });
         }
     }
-    let settings = crate::settings::load(paths).map_err(|message| Error::Settings { message })?;
+    let settings = crate::base::settings::load(paths).map_err(|message| Error::Settings { message })?;
     let ctx = Ctx { paths, req, tpl: &tpl, rel, arch, variant, settings };
     let mut skipped = Vec::new();
     for (i, source) in sources.iter().enumerate() {
@@ -109,7 +109,7 @@ struct Ctx<'a> {
     rel: &'a Release,
     arch: &'static str,
     variant: &'a str,
-    settings: crate::settings::Settings,
+    settings: crate::base::settings::Settings,
 }
 
 impl Ctx<'_> {

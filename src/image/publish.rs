@@ -6,12 +6,12 @@ use std::path::Path;
 
 use super::cache::{self, Cache, Meta};
 use super::{Error, index, pack};
-use crate::fsutil;
-use crate::paths::Paths;
+use crate::base::fsutil;
+use crate::base::paths::Paths;
 
 /// Checks that no cached image already answers to `alias`.
 pub fn check_alias(cache: &Cache<'_>, alias: &str) -> Result<(), Error> {
-    crate::name::validate(alias).map_err(|e| Error::BadAlias { alias: alias.into(), message: e.to_string() })?;
+    crate::base::name::validate(alias).map_err(|e| Error::BadAlias { alias: alias.into(), message: e.to_string() })?;
     if let Some(other) = cache.list()?.into_iter().find(|m| m.aliases.iter().any(|a| a == alias) || m.id == alias) {
         return Err(Error::AliasTaken { alias: alias.into(), id: other.id });
     }

@@ -22,7 +22,7 @@ use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 use crate::runtime::child::{self, ChildSpec};
 use crate::runtime::{apply, channel};
-use crate::state::Proc;
+use crate::base::state::Proc;
 use crate::sys::{self, Forked};
 
 pub struct Launched {

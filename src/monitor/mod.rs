@@ -25,19 +25,19 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use crate::cgroup::{ContainerCgroup, Layout};
 use crate::config::{Config, Ready};
-use crate::fsutil;
+use crate::base::fsutil;
 use crate::idmap::IdMap;
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 use crate::runtime::child::ChildSpec;
 use crate::runtime::{plan, policy};
-use crate::state::{LastExit, Phase, RuntimeState};
+use crate::base::state::{LastExit, Phase, RuntimeState};
 use console::Console;
 use launch::Launched;
 use proto::{Event, Request, Response};
 
 macro_rules! mlog {
     ($($arg:tt)*) => {{
-        let ms = $crate::fsutil::now_ms();
+        let ms = $crate::base::fsutil::now_ms();
         eprintln!("[{}.{:03}] {}", ms / 1000, ms % 1000, format!($($arg)*));
     }};
 }
@@ -186,14 +186,14 @@ impl Monitor {
             Ok(s) => s,
             Err(e) => return Err(fail(e, status)),
         };
-        let me = match crate::state::Proc::of(std::process::id() as i32) {
+        let me = match crate::base::state::Proc::of(std::process::id() as i32) {
             Ok(p) => p,
             Err(e) => {
                 return Err(fail(format!("failed to read the monitor's own process state: {e}"), status));
             }
         };
         let state = RuntimeState {
-            version: crate::state::VERSION,
+            version: crate::base::state::VERSION,
             boot_id: crate::sys::boot_id(),
             phase: Phase::Starting,
             monitor: me,
@@ -469,7 +469,7 @@ impl Monitor {
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = info.ssi_signo as i32;
             if sig == libc::SIGTERM || sig == libc::SIGINT {
-                mlog!("received {}; stopping the container", crate::signal::name(sig));
+                mlog!("received {}; stopping the container", crate::base::signal::name(sig));
                 let timeout = self.config.init.stop_timeout;
                 self.begin_stop(timeout, false, None);
             }
@@ -569,7 +569,7 @@ impl Monitor {
                     let sig = self.config.halt_signal();
                     mlog!(
                         "sending {} to init; killing in {timeout_s} s if it has not stopped",
-                        crate::signal::name(sig)
+                        crate::base::signal::name(sig)
                     );
                     if let Err(e) = crate::sys::pidfd_send_signal(init.pidfd.as_fd(), sig) {
                         mlog!("failed to signal init: {e}");
@@ -635,7 +635,7 @@ impl Monitor {
             }
             WaitStatus::Signaled(_, sig, _) => Ended::Final(LastExit::new(
                 "signaled",
-                format!("init was killed by {}", crate::signal::name(sig as i32)),
+                format!("init was killed by {}", crate::base::signal::name(sig as i32)),
             )),
             other => Ended::Final(LastExit::new("exited", format!("init ended: {other:?}"))),
         };

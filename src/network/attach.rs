@@ -9,7 +9,7 @@ use super::link::Netlink;
 use super::net::{self, Network};
 use super::{Error, nft};
 use crate::config::{Config, Nic};
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 
 /// A new NIC on `network`, with a fresh stable MAC.
 pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
@@ -207,7 +207,7 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
 }
 
 pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
-    if crate::fsutil::which("nft").is_none() {
+    if crate::base::fsutil::which("nft").is_none() {
         return Ok(());
     }
     net::nft_apply(&nft::render_delete(&ports_table(paths, container)))

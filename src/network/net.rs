@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::addr::{self, V4Net, V6Net};
 use super::link::Netlink;
 use super::{Error, dnsmasq, nft};
-use crate::fsutil;
-use crate::lock::Lock;
-use crate::paths::Paths;
+use crate::base::fsutil;
+use crate::base::lock::Lock;
+use crate::base::paths::Paths;
 
 /// The network new containers join unless told otherwise.
 pub const DEFAULT: &str = "hutchbr0";
@@ -96,7 +96,7 @@ fn lock(paths: &Paths, name: &str) -> Result<Lock, Error> {
 /// Host-wide: subnets are picked against the host's routes, which every state tree
 /// shares. In root's own /run/hutch, where no other user can hold it.
 fn subnet_lock() -> Result<Lock, Error> {
-    let dir = Path::new(crate::paths::DEFAULT_RUN);
+    let dir = Path::new(crate::base::paths::DEFAULT_RUN);
     fsutil::ensure_dir(dir, 0o755).map_err(io("create", dir))?;
     let p = dir.join(".subnets.lock");
     Lock::acquire(&p).map_err(io("lock", &p))
@@ -164,7 +164,7 @@ pub struct CreateOptions<'a> {
 /// Defines network `name` and brings it up. The subnet, when not given, is a free /24
 /// in 10.0.0.0/8 that collides with no route on the host.
 pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Network, Error> {
-    crate::name::validate(name).map_err(|e| Error::BadName { name: name.into(), message: e.to_string() })?;
+    crate::base::name::validate(name).map_err(|e| Error::BadName { name: name.into(), message: e.to_string() })?;
     if ["hv-", "hp-", "hb-"].iter().any(|p| name.starts_with(p)) {
         return Err(Error::BadName {
             name: name.into(),
@@ -188,7 +188,7 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
             net
         }
         None => {
-            let seed = crate::paths::fnv1a(format!("{}{name}", paths.scope()).as_bytes()) as u32;
+            let seed = crate::base::paths::fnv1a(format!("{}{name}", paths.scope()).as_bytes()) as u32;
             addr::pick_free_subnet(&routes, seed).ok_or(Error::NoFreeSubnet)?
         }
     };

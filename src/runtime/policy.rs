@@ -75,7 +75,7 @@ pub const DROPPED_CAPS: &[(&str, u32)] = &[
 /// its console is gone because its monitor died: systemd retries opening a hung-up
 /// console for every status line and would outlast any stop timeout; SIGRTMIN+21
 /// turns its console status output off (systemd(1)).
-pub const CONSOLE_GONE_SIGNALS: &[(&str, i32)] = &[("systemd", crate::signal::SIGRTMIN + 21)];
+pub const CONSOLE_GONE_SIGNALS: &[(&str, i32)] = &[("systemd", crate::base::signal::SIGRTMIN + 21)];
 
 /// The value of `$container` for init (systemd copies it to /run/systemd/container).
 pub const CONTAINER_ENV: &str = "hutch";

@@ -39,7 +39,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::cgroup::{ContainerCgroup, Layout};
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 
 /// The slice containers' scopes go in (systemd's own for VMs and containers).
 pub const SLICE: &str = "machine.slice";

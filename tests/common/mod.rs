@@ -153,8 +153,8 @@ impl Hutch {
         self.info(name)["state"].as_str().unwrap().to_string()
     }
 
-    pub fn paths(&self) -> hutch::paths::Paths {
-        hutch::paths::Paths::new(Some(&self.root))
+    pub fn paths(&self) -> hutch::base::paths::Paths {
+        hutch::base::paths::Paths::new(Some(&self.root))
     }
 
     /// Every cgroup directory this tree could have made for `name` (the cgroup2 one

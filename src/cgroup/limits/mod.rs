@@ -16,7 +16,7 @@
 //! write_iops = 100
 //! ```
 //!
-//! Sizes follow [`crate::size`]: binary units (K = KiB = 1024, M, G, T; also KB, MB…
+//! Sizes follow [`crate::base::size`]: binary units (K = KiB = 1024, M, G, T; also KB, MB…
 //! and `k`), as in LXC, systemd and the kernel's own files. Bad values are refused with
 //! the accepted forms, never clamped.
 //!
@@ -347,7 +347,7 @@ fn size_or_max(v: &Scalar, min: u64) -> Result<Option<u64>, String> {
     }
     let bytes = match v {
         Scalar::Int(n) => u64::try_from(*n).ok(),
-        Scalar::Text(s) => crate::size::parse(s).ok(),
+        Scalar::Text(s) => crate::base::size::parse(s).ok(),
         Scalar::Float(_) => None,
     }
     .ok_or_else(|| format!("not a size; {SIZE_FORMS}"))?;
@@ -357,7 +357,7 @@ fn size_or_max(v: &Scalar, min: u64) -> Result<Option<u64>, String> {
     if bytes < min {
         return Err(match min {
             1 => "0 is no limit the kernel understands; use at least 1, or \"max\" for no limit".into(),
-            _ => format!("below the minimum of {}; {SIZE_FORMS}", crate::size::human(min)),
+            _ => format!("below the minimum of {}; {SIZE_FORMS}", crate::base::size::human(min)),
         });
     }
     Ok(Some(bytes))

@@ -83,7 +83,7 @@ impl RuntimeState {
 
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("state always serialises");
-        crate::fsutil::atomic_write(path, &json, 0o600)
+        crate::base::fsutil::atomic_write(path, &json, 0o600)
     }
 
     /// Written before the current host boot?
@@ -104,7 +104,7 @@ pub struct LastExit {
 
 impl LastExit {
     pub fn new(how: &str, detail: impl Into<String>) -> LastExit {
-        LastExit { at_ms: crate::fsutil::now_ms(), how: how.into(), detail: detail.into() }
+        LastExit { at_ms: crate::base::fsutil::now_ms(), how: how.into(), detail: detail.into() }
     }
 
     pub fn load(path: &Path) -> Option<LastExit> {
@@ -113,7 +113,7 @@ impl LastExit {
 
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("record always serialises");
-        crate::fsutil::atomic_write(path, &json, 0o644)
+        crate::base::fsutil::atomic_write(path, &json, 0o644)
     }
 }
 

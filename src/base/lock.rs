@@ -32,7 +32,7 @@ impl Lock {
 
     fn take(path: &Path, wait: bool) -> io::Result<Option<Lock>> {
         if let Some(dir) = path.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700)?;
+            crate::base::fsutil::ensure_dir(dir, 0o700)?;
         }
         loop {
             let file = OpenOptions::new()
@@ -63,7 +63,7 @@ impl Lock {
     /// Removes the lock file while still holding the lock (used by `destroy`, so no
     /// runtime file outlives the container). Waiters retry on a fresh file.
     pub fn remove_file(&self) -> io::Result<()> {
-        crate::fsutil::remove_file_if_exists(&self.path)
+        crate::base::fsutil::remove_file_if_exists(&self.path)
     }
 }
 

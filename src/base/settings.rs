@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::paths::Paths;
+use crate::base::paths::Paths;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +33,7 @@ pub struct Images {
 }
 
 pub fn path(paths: &Paths) -> PathBuf {
-    if paths.state == Path::new(crate::paths::DEFAULT_STATE) {
+    if paths.state == Path::new(crate::base::paths::DEFAULT_STATE) {
         PathBuf::from("/etc/hutch/hutch.toml")
     } else {
         paths.state.join("hutch.toml")
