@@ -9,6 +9,7 @@ use std::path::Path;
 use common::{Hutch, require};
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn busybox_boots_and_stops_with_its_own_signal() {
     let Some(img) = require("busybox_signal", &[]) else {
         return;
@@ -40,6 +41,7 @@ fn busybox_boots_and_stops_with_its_own_signal() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn an_init_that_ignores_its_halt_signal_is_killed_after_the_timeout() {
     let Some(img) = require("busybox_stubborn", &[]) else {
         return;
@@ -79,6 +81,7 @@ fn archive(src: &Path, dest: &Path, comp: &str) {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn archives_in_every_supported_compression_boot() {
     let Some(img) = require("busybox_archives", &[]) else {
         return;
@@ -97,6 +100,7 @@ fn archives_in_every_supported_compression_boot() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn exec_options_user_cwd_env() {
     let Some(img) = require("busybox_exec", &[]) else {
         return;
@@ -165,6 +169,7 @@ fn exec_options_user_cwd_env() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn freeze_kill_and_list() {
     let Some(img) = require("busybox_freeze", &[]) else {
         return;
@@ -232,6 +237,7 @@ fn freeze_kill_and_list() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn device_nodes_are_left_out_of_unprivileged_copies() {
     let Some(img) = require("copy_devices", &[]) else { return };
     let h = Hutch::new("bb-devices");

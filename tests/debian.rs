@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Hutch, eventually, require};
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn debian_unprivileged_boots_clean_and_runs_commands() {
     let Some(img) = require("debian_unprivileged", &[]) else {
         return;
@@ -155,6 +156,7 @@ fn debian_unprivileged_boots_clean_and_runs_commands() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn debian_privileged_boots_clean() {
     let Some(img) = require("debian_privileged", &[]) else {
         return;

@@ -124,6 +124,7 @@ fn images_in(h: &Hutch) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn image_server_create_boots_clean_and_clones_share_nothing() {
     if require("image_server", &[]).is_none() {
         return;
@@ -186,6 +187,7 @@ fn image_server_create_boots_clean_and_clones_share_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_wrong_checksum_is_refused_and_nothing_is_cached() {
     if require("image_checksum", &[]).is_none() {
         return;
@@ -218,6 +220,7 @@ fn a_wrong_checksum_is_refused_and_nothing_is_cached() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_broken_or_killed_download_leaves_nothing() {
     if require("image_broken", &[]).is_none() {
         return;
@@ -251,6 +254,7 @@ fn a_broken_or_killed_download_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn bad_references_are_refused_before_anything_is_fetched() {
     if require("image_refs", &[]).is_none() {
         return;
@@ -279,6 +283,7 @@ fn bad_references_are_refused_before_anything_is_fetched() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn debootstrap_from_the_host_mirror_boots_clean() {
     if require("image_debootstrap", &["debootstrap"]).is_none() {
         return;
@@ -300,6 +305,7 @@ fn debootstrap_from_the_host_mirror_boots_clean() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn busybox_template_with_each_storage_kind() {
     if require("image_busybox", &["busybox"]).is_none() {
         return;
@@ -330,6 +336,7 @@ fn busybox_template_with_each_storage_kind() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn an_imported_archive_becomes_an_image_containers_are_made_from() {
     let Some(img) = require("image_import", &[]) else {
         return;
@@ -413,6 +420,7 @@ impl Drop for ScratchBtrfs {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn on_btrfs_images_are_subvolumes_and_containers_snapshots() {
     if require("image_btrfs", &["busybox", "mkfs.btrfs"]).is_none() {
         return;

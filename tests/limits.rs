@@ -27,6 +27,7 @@ fn cgroup_file(h: &Hutch, name: &str, controller: &str, file: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn memory_limit_oom_kills_inside_and_the_container_lives_on() {
     let Some(img) = require("limits_memory", &[]) else {
         return;
@@ -49,6 +50,7 @@ fn memory_limit_oom_kills_inside_and_the_container_lives_on() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_fork_bomb_stops_at_the_pids_limit() {
     let Some(img) = require("limits_pids", &[]) else {
         return;
@@ -69,6 +71,7 @@ fn a_fork_bomb_stops_at_the_pids_limit() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn cpuset_cpu_quota_and_live_changes() {
     let Some(img) = require("limits_cpu", &[]) else {
         return;
@@ -107,6 +110,7 @@ fn cpuset_cpu_quota_and_live_changes() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn bad_limits_are_refused_with_the_accepted_forms() {
     let Some(img) = require("limits_bad", &[]) else {
         return;

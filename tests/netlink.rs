@@ -1,10 +1,10 @@
 //! The netlink facade against the real kernel: bridges, addresses, veth pairs, moving a
-//! link into another network namespace, and no threads left behind. Needs root (skips
-//! otherwise). Links are named `ht<pid%10000><tag>` and deleted even on panic; addresses
+//! link into another network namespace, and no threads left behind. Needs root (ignored
+//! unless asked for; fails without root). Links are named `ht<pid%10000><tag>` and deleted even on panic; addresses
 //! come from 10.200.0.0/13 avoiding every route and address already on the host, and no
 //! traffic is ever sent.
 //!
-//! Run: `cargo test --test netlink -- --test-threads=1` (the thread count check assumes
+//! Run: `cargo test --test netlink -- --include-ignored --test-threads=1` (the thread count check assumes
 //! no other test runs meanwhile).
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,13 +18,10 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork};
 
 fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    // Under CI a missing prerequisite is a failure, never a skip.
-    assert!(!std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"), "netlink tests need root");
-    eprintln!("skipping: needs root");
-    false
+    // These tests are ignored unless asked for; one that runs without root fails
+    // (in and out of CI), so it never shows as passed.
+    assert!(nix::unistd::geteuid().is_root(), "netlink tests need root (run them as root with --include-ignored)");
+    true
 }
 
 fn name(tag: &str) -> String {
@@ -167,6 +164,7 @@ fn free_subnet(nl: &Netlink) -> Ipv4Addr {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn bridge_with_an_address_comes_up_and_goes() {
     if !is_root() {
         return;
@@ -222,6 +220,7 @@ fn bridge_with_an_address_comes_up_and_goes() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn veth_host_end_joins_the_bridge_and_the_peer_has_its_mac() {
     if !is_root() {
         return;
@@ -263,6 +262,7 @@ fn veth_host_end_joins_the_bridge_and_the_peer_has_its_mac() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn peer_moved_into_a_namespace_dies_with_it() {
     if !is_root() {
         return;
@@ -291,6 +291,7 @@ fn peer_moved_into_a_namespace_dies_with_it() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn no_threads_are_started() {
     if !is_root() {
         return;
@@ -329,6 +330,7 @@ fn no_threads_are_started() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn absent_links_are_none_not_errors() {
     if !is_root() {
         return;

@@ -72,6 +72,7 @@ fn host_address() -> Ipv4Addr {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn dhcp_dns_nat_and_published_ports() {
     let Some(img) = require("network_debian", &["dnsmasq", "nft"]) else {
         return;
@@ -223,6 +224,7 @@ fn free_29(salt: u32) -> String {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn fixed_addresses_exhaustion_and_refusals() {
     let Some(img) = require("network_alloc", &["dnsmasq", "nft"]) else {
         return;
@@ -271,6 +273,7 @@ fn fixed_addresses_exhaustion_and_refusals() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_bridge_name_held_by_another_link_is_not_taken_over() {
     if require("network_hijack", &["dnsmasq", "nft"]).is_none() {
         return;
@@ -289,6 +292,7 @@ fn a_bridge_name_held_by_another_link_is_not_taken_over() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn ipv6_slaac_gives_the_address_list_shows() {
     let Some(img) = require("network_ipv6", &["dnsmasq", "nft"]) else {
         return;

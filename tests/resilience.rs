@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{Hutch, eventually, require};
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_killed_monitor_leaves_the_container_running_and_stoppable() {
     let Some(img) = require("monitor_killed", &[]) else {
         return;
@@ -46,6 +47,7 @@ fn a_killed_monitor_leaves_the_container_running_and_stoppable() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn stale_state_from_before_a_host_reboot_is_cleared() {
     let Some(img) = require("stale_state", &[]) else {
         return;
@@ -80,6 +82,7 @@ fn stale_state_from_before_a_host_reboot_is_cleared() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn concurrent_starts_give_one_start_and_clear_refusals() {
     let Some(img) = require("concurrent_start", &[]) else {
         return;
@@ -123,6 +126,7 @@ fn concurrent_starts_give_one_start_and_clear_refusals() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn an_interrupted_create_leaves_no_container() {
     let Some(img) = require("interrupted_create", &[]) else {
         return;
@@ -156,6 +160,7 @@ fn an_interrupted_create_leaves_no_container() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_deep_cgroup_tree_made_inside_is_bounded_and_removed() {
     let Some(img) = require("deep_cgroups", &[]) else { return };
     let h = Hutch::new("deep-cgroups");

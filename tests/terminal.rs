@@ -60,6 +60,7 @@ impl Drop for Tmux {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn exec_t_gives_a_real_terminal_in_debian() {
     let Some(img) = require("exec_t_debian", &["tmux"]) else {
         return;
@@ -91,6 +92,7 @@ fn exec_t_gives_a_real_terminal_in_debian() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn shell_starts_the_container_and_opens_a_login_shell() {
     let Some(img) = require("shell_busybox", &["tmux"]) else {
         return;
@@ -107,6 +109,7 @@ fn shell_starts_the_container_and_opens_a_login_shell() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn console_shows_a_prompt_runs_a_command_and_detaches() {
     let Some(img) = require("console_busybox", &["tmux"]) else {
         return;
@@ -130,6 +133,7 @@ fn console_shows_a_prompt_runs_a_command_and_detaches() {
 }
 
 #[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn debian_console_offers_a_login_prompt() {
     let Some(img) = require("console_debian", &["tmux"]) else {
         return;
