@@ -60,6 +60,13 @@ impl Lock {
         }
     }
 
+    /// The locked file, to hand to another process: `flock` locks belong to the open
+    /// file description, so an inherited copy keeps the lock held after this process
+    /// is gone (until every copy is closed, or one of them unlocks).
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&*self._flock)
+    }
+
     /// Removes the lock file while still holding the lock (used by `destroy`, so no
     /// runtime file outlives the container). Waiters retry on a fresh file.
     pub fn remove_file(&self) -> io::Result<()> {

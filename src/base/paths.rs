@@ -2,17 +2,27 @@
 //! logs) and runtime state (monitor sockets, pids, locks) that must not survive a host
 //! reboot. `--root DIR` (or `HUTCH_ROOT`) moves both under DIR so tests and users can
 //! keep separate, independent trees.
+//!
+//! The runtime tree gives each kind of entry its own directory, so that no container
+//! name can collide with hutch's own: `run/containers/NAME/`, `run/locks/`,
+//! `run/networks/`. (Before issue 10 a container's runtime directory was `run/NAME`,
+//! beside `locks` and `networks`; `legacy_runtime` names it so observation can
+//! recognise state an older hutch left: crate::container::observe.)
 
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_STATE: &str = "/var/lib/hutch";
 pub const DEFAULT_RUN: &str = "/run/hutch";
 
+/// The directories of the runtime tree, one per kind of entry.
+pub const RUN_KINDS: [&str; 3] = ["containers", "locks", "networks"];
+
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// Persistent state: `containers/NAME/{config.toml,rootfs,logs}`.
     pub state: PathBuf,
-    /// Runtime state: `NAME/{state.json,monitor.sock,host/}` and `locks/`.
+    /// Runtime state: `containers/NAME/{state.json,monitor.sock,host/}`, `locks/` and
+    /// `networks/`.
     pub run: PathBuf,
     /// Name of the cgroup directory that holds this tree's containers: `hutch` for the
     /// default tree, `hutch-<hash>` for another root, so two trees never share cgroups.
@@ -60,8 +70,17 @@ impl Paths {
     pub fn last_exit(&self, name: &str) -> PathBuf {
         self.container(name).join("last-exit.json")
     }
+    /// The runtime directories of containers (one directory of hutch's own in `run`).
+    pub fn runtimes(&self) -> PathBuf {
+        self.run.join("containers")
+    }
     pub fn runtime(&self, name: &str) -> PathBuf {
-        self.run.join(name)
+        self.runtimes().join(name)
+    }
+    /// Where a hutch from before the per-kind runtime layout kept `name`'s runtime
+    /// directory (`run/NAME`); `None` where that is one of this layout's own directories.
+    pub fn legacy_runtime(&self, name: &str) -> Option<PathBuf> {
+        (!RUN_KINDS.contains(&name)).then(|| self.run.join(name))
     }
     pub fn state_file(&self, name: &str) -> PathBuf {
         self.runtime(name).join("state.json")
@@ -126,15 +145,27 @@ mod tests {
     fn default_tree() {
         let p = Paths::new(None);
         assert_eq!(p.config("web"), PathBuf::from("/var/lib/hutch/containers/web/config.toml"));
-        assert_eq!(p.monitor_socket("web"), PathBuf::from("/run/hutch/web/monitor.sock"));
+        assert_eq!(p.monitor_socket("web"), PathBuf::from("/run/hutch/containers/web/monitor.sock"));
+        assert_eq!(p.legacy_runtime("web"), Some(PathBuf::from("/run/hutch/web")));
         assert_eq!(p.cgroup_parent, "hutch");
+    }
+
+    #[test]
+    fn no_container_name_collides_with_the_runtime_tree_s_own_directories() {
+        let p = Paths::new(Some(Path::new("/tmp/a")));
+        for kind in RUN_KINDS {
+            let own = p.run.join(kind);
+            assert_ne!(p.runtime(kind), own);
+            assert_eq!(p.legacy_runtime(kind), None);
+            assert!(p.lock(kind).starts_with(p.locks()));
+        }
     }
 
     #[test]
     fn other_roots_get_their_own_cgroup_parent() {
         let a = Paths::new(Some(Path::new("/tmp/a")));
         let b = Paths::new(Some(Path::new("/tmp/b")));
-        assert_eq!(a.state_file("c"), PathBuf::from("/tmp/a/run/c/state.json"));
+        assert_eq!(a.state_file("c"), PathBuf::from("/tmp/a/run/containers/c/state.json"));
         assert_ne!(a.cgroup_parent, b.cgroup_parent);
         assert!(a.cgroup_parent.starts_with("hutch-"));
         assert_eq!(a.cgroup_parent, Paths::new(Some(Path::new("/tmp/a"))).cgroup_parent);

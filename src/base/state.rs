@@ -7,14 +7,46 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 
+/// The version of `state.json` this hutch writes and reads. A long-lived monitor may
+/// be an older (or newer) binary than the CLI reading its state: a version this hutch
+/// does not know is refused, never guessed at.
 pub const VERSION: u32 = 1;
+
+/// Why a state file could not be read. Such state is reported, never deleted.
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("failed to read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("failed to parse {path}: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path} is of state version {found}, and this hutch knows only version {VERSION}")]
+    Version { path: PathBuf, found: u32 },
+}
+
+impl StateError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StateError::Version { found, .. } if *found > VERSION => {
+                Some("it was written by a newer hutch: use that version to manage this container".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Just the version, read before the rest so that a newer layout is recognised as such.
+#[derive(Deserialize)]
+struct Versioned {
+    version: u32,
+}
 
 /// A process, pinned by its start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,14 +103,25 @@ pub struct RuntimeState {
 }
 
 impl RuntimeState {
-    pub fn load(path: &Path) -> io::Result<Option<RuntimeState>> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+    /// The state at `path`; `None` if there is none.
+    pub fn load(path: &Path) -> Result<Option<RuntimeState>, StateError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path: path.into(), source }),
+        };
+        Self::parse(&bytes).map(Some).map_err(|e| match e {
+            Unparsed::Json(source) => StateError::Parse { path: path.into(), source },
+            Unparsed::Version(found) => StateError::Version { path: path.into(), found },
+        })
+    }
+
+    fn parse(bytes: &[u8]) -> Result<RuntimeState, Unparsed> {
+        let Versioned { version } = serde_json::from_slice(bytes).map_err(Unparsed::Json)?;
+        if version != VERSION {
+            return Err(Unparsed::Version(version));
         }
+        serde_json::from_slice(bytes).map_err(Unparsed::Json)
     }
 
     pub fn save(&self, path: &Path) -> io::Result<()> {
@@ -90,6 +133,11 @@ impl RuntimeState {
     pub fn is_from_another_boot(&self) -> bool {
         self.boot_id != crate::sys::boot_id()
     }
+}
+
+enum Unparsed {
+    Json(serde_json::Error),
+    Version(u32),
 }
 
 /// How the last run ended.
@@ -157,5 +205,19 @@ mod tests {
         assert!(!back.is_from_another_boot());
         let old = RuntimeState { boot_id: "00000000-0000-0000-0000-000000000000".into(), ..s };
         assert!(old.is_from_another_boot());
+    }
+
+    #[test]
+    fn torn_or_newer_state_is_an_error_never_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.json");
+        std::fs::write(&p, b"{\"version\": 1, \"boot_id\": \"x").unwrap();
+        assert!(matches!(RuntimeState::load(&p), Err(StateError::Parse { .. })));
+        std::fs::write(&p, b"{\"version\": 7, \"whatever\": true}").unwrap();
+        let e = RuntimeState::load(&p).unwrap_err();
+        assert!(matches!(e, StateError::Version { found: 7, .. }), "{e}");
+        assert!(e.hint().unwrap().contains("newer hutch"));
+        std::fs::write(&p, b"{}").unwrap();
+        assert!(matches!(RuntimeState::load(&p), Err(StateError::Parse { .. })));
     }
 }

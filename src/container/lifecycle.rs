@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use super::observe::{Status, reconcile};
 use super::{Error, Notices, io_err};
-use crate::config::Config;
 use crate::base::fsutil;
 use crate::base::lock::Lock;
-use crate::monitor::proto::{self, Event, Request};
 use crate::base::paths::Paths;
 use crate::base::state::{LastExit, RuntimeState};
+use crate::config::Config;
+use crate::monitor::proto::{self, Event, Request};
 
 /// Checks `name` against the naming rule and that such a container exists.
 pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
@@ -35,13 +35,43 @@ pub struct Started {
     pub notices: Notices,
 }
 
+/// A container loaded once for one `start`: its name, paths and config, read when the
+/// command begins and handed down to every step (nothing below re-reads config.toml).
+pub(crate) struct Loaded<'a> {
+    pub paths: &'a Paths,
+    pub name: &'a str,
+    pub config: Config,
+}
+
+impl<'a> Loaded<'a> {
+    pub fn load(paths: &'a Paths, name: &'a str) -> Result<Loaded<'a>, Error> {
+        require_exists(paths, name)?;
+        Ok(Loaded { paths, name, config: Config::load(&paths.config(name))? })
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        self.paths.container(self.name)
+    }
+}
+
+/// The config of a container whose command works without one (stop, destroy, ...):
+/// read once, `None` if it cannot be.
+fn config_if_readable(paths: &Paths, name: &str) -> Option<Config> {
+    Config::load(&paths.config(name)).ok()
+}
+
 /// Starts the container's monitor and waits until init runs (and, with `wait`, until
 /// it reports ready).
+///
+/// The container's lock is handed to the monitor too (on fd 4, crate::monitor::launch):
+/// a `start` killed while the monitor sets up leaves the lock held until init runs or
+/// the monitor has cleaned up, so no other command can take the half-made runtime
+/// directory for stale.
 pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
-    require_exists(paths, name)?;
+    let c = Loaded::load(paths, name)?;
     let mut lock = Some(lock(paths, name)?);
     let mut notices = Notices::new();
-    let obs = reconcile(paths, name, &mut notices)?;
+    let obs = reconcile(paths, name, Some(&c.config), &mut notices)?;
     match obs.status {
         Status::Stopped => {}
         Status::Stopping => {
@@ -49,40 +79,12 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
         }
         _ => return Err(Error::AlreadyRunning { name: name.into() }),
     }
-    let config = Config::load(&paths.config(name))?;
-    if !config.security.privileged && config.idmap.is_none() {
-        let (_, added) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
-        notices.extend(added);
-    }
-    if !config.security.privileged {
-        notices.extend(raise_inotify_instances());
-    }
-    let rootfs = config.rootfs_path(&paths.container(name));
-    crate::rootfs::check_dir(&rootfs)?;
-    let init = &config.init.command[0];
-    let layers = config.layers(paths, &paths.container(name));
-    if let Some(layers) = &layers {
-        if !layers.lower.is_dir() {
-            return Err(Error::StartFailed {
-                name: name.into(),
-                message: format!("its image is missing from the cache ({} does not exist)", layers.lower.display()),
-            });
-        }
-    }
-    // An overlay's init is checked by the kernel at exec (the merged view exists only
-    // inside the monitor's mount namespace).
-    if layers.is_none() && crate::rootfs::resolve_executable(&rootfs, init).is_none() {
-        return Err(Error::StartFailed {
-            name: name.into(),
-            message: format!("init {init} is not an executable file in the root filesystem {}", rootfs.display()),
-        });
-    }
-    crate::cgroup::Layout::detect()?;
-    crate::network::attach::prepare(paths, name, &config)?;
+    check_startable(&c)?;
+    prepare_host(&c, &mut notices)?;
 
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("create a pipe for", paths.runtime(name))(e.into()))?;
-    spawn_monitor(paths, name, &write_end)?;
+    spawn_monitor(paths, name, &write_end, lock.as_ref().expect("held until init runs"))?;
     drop(write_end);
 
     let mut reader = BufReader::new(std::fs::File::from(read_end));
@@ -104,23 +106,63 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
             Ok(Some(Event::Failed { error })) => {
                 return Err(Error::StartFailed { name: name.into(), message: error });
             }
-            Ok(None) | Err(_) => {
-                if let Some(pid) = init_pid {
-                    // Init ran, then the monitor went away before readiness: say what is known.
-                    let last = LastExit::load(&paths.last_exit(name)).map(|l| l.detail).unwrap_or_default();
-                    return Err(Error::StartFailed {
-                        name: name.into(),
-                        message: format!("init (pid {pid}) ended before it was ready: {last}"),
-                    });
-                }
-                return Err(Error::StartFailed {
-                    name: name.into(),
-                    message: "the monitor exited before init started".into(),
-                });
-            }
+            Ok(None) | Err(_) => return Err(monitor_went_away(paths, name, init_pid)),
         }
     }
     Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: None, notices })
+}
+
+/// What can be known before the monitor runs: the root filesystem, its image, its init.
+fn check_startable(c: &Loaded) -> Result<(), Error> {
+    let rootfs = c.config.rootfs_path(&c.dir());
+    crate::rootfs::check_dir(&rootfs)?;
+    let init = &c.config.init.command[0];
+    let layers = c.config.layers(c.paths, &c.dir());
+    if let Some(layers) = &layers {
+        if !layers.lower.is_dir() {
+            return Err(Error::StartFailed {
+                name: c.name.into(),
+                message: format!("its image is missing from the cache ({} does not exist)", layers.lower.display()),
+            });
+        }
+    }
+    // An overlay's init is checked by the kernel at exec (the merged view exists only
+    // inside the monitor's mount namespace).
+    if layers.is_none() && crate::rootfs::resolve_executable(&rootfs, init).is_none() {
+        return Err(Error::StartFailed {
+            name: c.name.into(),
+            message: format!("init {init} is not an executable file in the root filesystem {}", rootfs.display()),
+        });
+    }
+    Ok(())
+}
+
+/// The host side the monitor relies on: id ranges, inotify instances, cgroups, and
+/// the container's networks (up, addresses reserved, ports published).
+fn prepare_host(c: &Loaded, notices: &mut Notices) -> Result<(), Error> {
+    if !c.config.security.privileged && c.config.idmap.is_none() {
+        let (_, added) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
+        notices.extend(added);
+    }
+    if !c.config.security.privileged {
+        notices.extend(raise_inotify_instances());
+    }
+    crate::cgroup::Layout::detect()?;
+    crate::network::attach::prepare(c.paths, c.name, &c.config)?;
+    Ok(())
+}
+
+/// The status pipe closed without a verdict: say what is known.
+fn monitor_went_away(paths: &Paths, name: &str, init_pid: Option<i32>) -> Error {
+    let message = match init_pid {
+        // Init ran, then the monitor went away before readiness.
+        Some(pid) => {
+            let last = LastExit::load(&paths.last_exit(name)).map(|l| l.detail).unwrap_or_default();
+            format!("init (pid {pid}) ended before it was ready: {last}")
+        }
+        None => "the monitor exited before init started".into(),
+    };
+    Error::StartFailed { name: name.into(), message }
 }
 
 /// Unprivileged containers share one host uid (their root's), and each guest systemd
@@ -143,8 +185,9 @@ fn raise_inotify_instances() -> Option<String> {
 const MONITOR_LOG_MAX: u64 = 256 * 1024;
 
 /// Runs `hutch __monitor` in its own session, detached from the terminal, logging to
-/// `logs/monitor.log`, with its status pipe on fd 3.
-fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Error> {
+/// `logs/monitor.log`, with its status pipe on fd 3 and the container's lock on fd 4
+/// (crate::monitor::launch::hold_start_lock).
+fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Result<(), Error> {
     let log_path = paths.monitor_log(name);
     fsutil::ensure_dir(&paths.logs(name), 0o750).map_err(io_err("create", paths.logs(name)))?;
     // Each start appends a few lines; keep the log (and one older file) bounded.
@@ -153,7 +196,14 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
     }
     let log =
         std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err("open", &log_path))?;
-    let status_fd = status.as_raw_fd();
+    // Copies above the target numbers, so neither dup2 below can overwrite the other's
+    // source (and a source already on its target, whose close-on-exec dup2 would keep,
+    // cannot happen). Close-on-exec: only the dup2'd fds reach the monitor.
+    let high = |fd: std::os::fd::BorrowedFd| {
+        rustix::io::fcntl_dupfd_cloexec(fd, 10).map_err(|e| io_err("pass the lock to", paths.runtime(name))(e.into()))
+    };
+    let (status, lock) = (high(status.as_fd())?, high(lock.as_fd())?);
+    let (status_fd, lock_fd) = (status.as_raw_fd(), lock.as_raw_fd());
     // This very binary, whatever its path is now (it may have been upgraded or moved).
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(format!("hutch-monitor {name}"))
@@ -167,6 +217,11 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
         .arg(name)
         .env_clear()
         .env("PATH", crate::runtime::policy::INIT_PATH)
+        .env(crate::monitor::launch::START_LOCK_ENV, "4")
+        .envs(
+            std::env::var_os(crate::monitor::launch::TEST_SETUP_DELAY_ENV)
+                .map(|v| (crate::monitor::launch::TEST_SETUP_DELAY_ENV, v)),
+        )
         // hutch@.service asks the monitor to keep its (delegated) unit: crate::systemd.
         .envs(
             std::env::var_os(crate::systemd::KEEP_UNIT_ENV)
@@ -178,13 +233,14 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
         .stdout(log.try_clone().map_err(io_err("open", &log_path))?)
         .stderr(log);
     // SAFETY: between fork and exec we only call async-signal-safe functions
-    // (setsid, dup2) and touch no Rust allocations or locks.
+    // (setsid, dup2) and touch no Rust allocations or locks; the fds stay open (owned
+    // by `status` and `lock` here) until after the spawn.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::dup2(status_fd, 3) < 0 {
+            if libc::dup2(status_fd, 3) < 0 || libc::dup2(lock_fd, 4) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -199,12 +255,18 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd) -> Result<(), Erro
 pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Result<(String, Notices), Error> {
     require_exists(paths, name)?;
     let _lock = lock(paths, name)?;
-    stop_locked(paths, name, timeout, force)
+    stop_locked(paths, name, config_if_readable(paths, name).as_ref(), timeout, force)
 }
 
-fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Result<(String, Notices), Error> {
+fn stop_locked(
+    paths: &Paths,
+    name: &str,
+    config: Option<&Config>,
+    timeout: Option<u64>,
+    force: bool,
+) -> Result<(String, Notices), Error> {
     let mut notices = Notices::new();
-    let obs = reconcile(paths, name, &mut notices)?;
+    let obs = reconcile(paths, name, config, &mut notices)?;
     if obs.status == Status::Stopped {
         return Err(Error::NotRunning { action: "stop", name: name.into() });
     }
@@ -235,8 +297,8 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
     }
     let detail = stop_directly(&state, timeout, force);
     state.cgroup.remove()?;
-    if let Ok(config) = Config::load(&paths.config(name)) {
-        for p in crate::network::attach::unplug(paths, name, &config) {
+    if let Some(config) = config {
+        for p in crate::network::attach::unplug(paths, name, config) {
             notices.push(format!("network cleanup: {p}"));
         }
     }
@@ -287,7 +349,7 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
 pub fn kill(paths: &Paths, name: &str, signal: i32, all: bool) -> Result<usize, Error> {
     require_exists(paths, name)?;
     let _lock = lock(paths, name)?;
-    let obs = reconcile(paths, name, &mut Notices::new())?;
+    let obs = reconcile(paths, name, config_if_readable(paths, name).as_ref(), &mut Notices::new())?;
     let state = match (&obs.state, obs.init_alive) {
         (Some(s), true) => s,
         _ => {
@@ -314,7 +376,7 @@ pub fn kill(paths: &Paths, name: &str, signal: i32, all: bool) -> Result<usize, 
 pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<(), Error> {
     require_exists(paths, name)?;
     let _lock = lock(paths, name)?;
-    let obs = reconcile(paths, name, &mut Notices::new())?;
+    let obs = reconcile(paths, name, config_if_readable(paths, name).as_ref(), &mut Notices::new())?;
     let action = if frozen { "freeze" } else { "unfreeze" };
     match (obs.status, frozen) {
         (Status::Stopped, _) => {
@@ -340,18 +402,19 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
     require_exists(paths, name)?;
     let lock = lock(paths, name)?;
     let mut notices = Notices::new();
-    let obs = reconcile(paths, name, &mut notices)?;
+    let config = config_if_readable(paths, name);
+    let obs = reconcile(paths, name, config.as_ref(), &mut notices)?;
     if obs.status.is_up() {
         if !force {
             return Err(Error::Running { name: name.into() });
         }
-        let (_, more) = stop_locked(paths, name, Some(0), true)?;
+        let (_, more) = stop_locked(paths, name, config.as_ref(), Some(0), true)?;
         notices.extend(more);
     }
     // Rename first: a destroy killed half-way leaves a trash directory, never a
     // half-deleted container that still looks real.
     let dir = paths.container(name);
-    if let Ok(config) = Config::load(&paths.config(name)) {
+    if let Some(config) = &config {
         crate::network::attach::release_all(paths, name, &config.nics);
     }
     let _ = crate::network::attach::remove_ports(paths, name);
@@ -365,6 +428,8 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
 
 /// Removes what interrupted commands left in the containers directory: trash from a
 /// destroy, and staging directories of creates whose process is gone (its lock free).
+/// A staging directory's lock is held until it is removed, so a create that begins
+/// meanwhile waits instead of losing its new staging directory.
 pub fn collect_leftovers(paths: &Paths) -> Notices {
     let mut notices = Notices::new();
     let Ok(rd) = std::fs::read_dir(paths.containers()) else {
@@ -372,14 +437,19 @@ pub fn collect_leftovers(paths: &Paths) -> Notices {
     };
     for e in rd.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let stale = if n.starts_with(".trash-") {
-            true
+        let held = if n.starts_with(".trash-") {
+            Some(None)
         } else if let Some(name) = n.strip_prefix(".staging-") {
-            crate::base::name::validate(name).is_ok() && matches!(Lock::try_acquire(&paths.lock(name)), Ok(Some(_)))
+            match crate::base::name::validate(name).map(|_| Lock::try_acquire(&paths.lock(name))) {
+                Ok(Ok(Some(lock))) => Some(Some(lock)),
+                _ => None,
+            }
         } else {
-            false
+            None
         };
-        if stale && fsutil::remove_tree(&e.path()).is_ok() {
+        // `_lock`: held through the removal (and the release of its addresses) below.
+        let Some(_lock) = held else { continue };
+        if fsutil::remove_tree(&e.path()).is_ok() {
             notices.push(format!("removed {} left by an interrupted command", e.path().display()));
             // An interrupted create may have reserved addresses for a container that
             // never came to be.

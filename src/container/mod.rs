@@ -9,7 +9,7 @@ mod observe;
 
 pub use create::{Created, Source, create};
 pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
-pub use observe::{Observed, Status, list_names, observe, reconcile};
+pub use observe::{Observed, Status, Unknown, list_names, observe, reconcile};
 
 use std::path::PathBuf;
 
@@ -31,6 +31,8 @@ pub enum Error {
     WrongState { action: &'static str, name: String, state: String },
     #[error("failed to destroy {name}: it is running")]
     Running { name: String },
+    #[error("the state of {name} is {why}")]
+    Unknown { name: String, why: Unknown },
     #[error("failed to start {name}: {message}")]
     StartFailed { name: String, message: String },
     #[error("failed to {action} {path}: {source}")]
@@ -73,6 +75,7 @@ impl Error {
             Error::WrongState { name, state, .. } if state == "frozen" => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
             }
+            Error::Unknown { name, why } => Some(why.hint(name)),
             Error::Config(e) => e.hint(),
             Error::Rootfs(e) => e.hint(),
             Error::Cgroup(e) => e.hint(),

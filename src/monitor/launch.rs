@@ -154,3 +154,35 @@ fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<Own
     });
     crate::storage::root_mount(&spec.rootfs, spec.layers.as_ref(), userns, &spec.scratch)
 }
+
+/// Set by `hutch start` when it hands the container's lock to the monitor on that fd
+/// (crate::container::lifecycle::spawn_monitor).
+pub const START_LOCK_ENV: &str = "HUTCH_START_LOCK_FD";
+/// Test hook: milliseconds the monitor waits, holding the start lock, before it sets
+/// up, so a test can kill `hutch start` while the monitor is still setting up
+/// (tests/state.rs). Passed through only when the CLI's environment has it.
+pub const TEST_SETUP_DELAY_ENV: &str = "HUTCH_TEST_MONITOR_SETUP_DELAY_MS";
+
+static START_LOCK: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+
+/// Takes over the container's lock from the spawning `start`: it stays held, even if
+/// that CLI dies, until `release_start_lock` (init runs, or the start failed and was
+/// cleaned up) or the monitor's exit.
+pub fn hold_start_lock() {
+    let Some(fd) = std::env::var(START_LOCK_ENV).ok().and_then(|v| v.parse::<i32>().ok()) else { return };
+    // SAFETY: the spawning CLI put the lock on this fd with dup2 and set the variable;
+    // nothing else in this process owns it.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // Not inherited by init or anything else this monitor runs.
+    let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+    *START_LOCK.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+    if let Some(ms) = std::env::var(TEST_SETUP_DELAY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+/// Closes this monitor's copy of the start lock (the CLI's copy, if it still runs,
+/// is the CLI's to drop).
+pub fn release_start_lock() {
+    START_LOCK.lock().unwrap_or_else(|e| e.into_inner()).take();
+}

@@ -50,6 +50,7 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
         let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
     }
     let _ = std::env::set_current_dir("/");
+    launch::hold_start_lock();
     let mut status = status.map(File::from);
     mlog!("monitor {} starting for {name}", std::process::id());
     if let Err(msg) = launch::private_mount_namespace() {
@@ -274,6 +275,9 @@ impl Monitor {
 
     fn event(&mut self, ev: Event) {
         let done = matches!(ev, Event::Ready { .. } | Event::Failed { .. });
+        if matches!(ev, Event::Started { .. } | Event::Failed { .. }) {
+            launch::release_start_lock();
+        }
         if let Some(s) = &mut self.status {
             if proto::write_line(s, &ev).is_err() {
                 self.status = None; // the CLI went away; the container goes on
