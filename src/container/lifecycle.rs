@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::observe::{Status, reconcile};
+use super::observe::{Observed, Status, reconcile};
 use super::{Error, Notices, io_err};
 use crate::base::fsutil;
 use crate::base::lock::Lock;
@@ -35,18 +35,22 @@ pub struct Started {
     pub notices: Notices,
 }
 
-/// A container loaded once for one `start`: its name, paths and config, read when the
-/// command begins and handed down to every step (nothing below re-reads config.toml).
+/// A container loaded once for one `start`, under its lock: its name, paths, config and
+/// (reconciled) state, read when the command begins and handed down to every step
+/// (nothing below re-reads config.toml or the runtime state).
 pub(crate) struct Loaded<'a> {
     pub paths: &'a Paths,
     pub name: &'a str,
     pub config: Config,
+    pub obs: Observed,
 }
 
 impl<'a> Loaded<'a> {
-    pub fn load(paths: &'a Paths, name: &'a str) -> Result<Loaded<'a>, Error> {
-        require_exists(paths, name)?;
-        Ok(Loaded { paths, name, config: Config::load(&paths.config(name))? })
+    /// Call with the container's lock held: stale runtime state is cleared.
+    pub fn load(paths: &'a Paths, name: &'a str, notices: &mut Notices) -> Result<Loaded<'a>, Error> {
+        let config = Config::load(&paths.config(name))?;
+        let obs = reconcile(paths, name, Some(&config), notices)?;
+        Ok(Loaded { paths, name, config, obs })
     }
 
     fn dir(&self) -> std::path::PathBuf {
@@ -68,11 +72,11 @@ fn config_if_readable(paths: &Paths, name: &str) -> Option<Config> {
 /// the monitor has cleaned up, so no other command can take the half-made runtime
 /// directory for stale.
 pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
-    let c = Loaded::load(paths, name)?;
+    require_exists(paths, name)?;
     let mut lock = Some(lock(paths, name)?);
     let mut notices = Notices::new();
-    let obs = reconcile(paths, name, Some(&c.config), &mut notices)?;
-    match obs.status {
+    let c = Loaded::load(paths, name, &mut notices)?;
+    match c.obs.status {
         Status::Stopped => {}
         Status::Stopping => {
             return Err(Error::WrongState { action: "start", name: name.into(), state: "still stopping".into() });
@@ -463,4 +467,32 @@ pub fn collect_leftovers(paths: &Paths) -> Notices {
         }
     }
     notices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_collected_only_when_their_lock_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(Some(dir.path()));
+        let (busy, left, trash) = (
+            paths.containers().join(".staging-busy"),
+            paths.containers().join(".staging-left"),
+            paths.containers().join(".trash-old-12345678"),
+        );
+        for d in [&busy, &left, &trash] {
+            std::fs::create_dir_all(d.join("rootfs")).unwrap();
+        }
+        let held = Lock::acquire(&paths.lock("busy")).unwrap();
+        let notices = collect_leftovers(&paths);
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        assert!(busy.exists() && !left.exists() && !trash.exists());
+        // The collector let go of the lock it took for `left`.
+        assert!(Lock::try_acquire(&paths.lock("left")).unwrap().is_some());
+        drop(held);
+        collect_leftovers(&paths);
+        assert!(!busy.exists());
+    }
 }
