@@ -4,6 +4,7 @@
 
 pub mod fsutil;
 pub mod lock;
+pub mod log;
 pub mod name;
 pub mod output;
 pub mod paths;

@@ -16,9 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{Error, report};
 use crate::base::output::Format;
 use crate::base::paths::Paths;
+use crate::error::{Error, report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +30,9 @@ pub struct Cli {
     /// Keep all state under DIR instead of /var/lib/hutch and /run/hutch
     #[arg(long, global = true, env = "HUTCH_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// How much to log on stderr: off, error, warn (default), info, debug, trace (also HUTCH_LOG)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<crate::base::log::Level>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -371,6 +374,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    crate::base::log::init(cli.log_level, crate::base::log::Sink::Cli);
+    tracing::debug!("hutch {} {:?}", env!("CARGO_PKG_VERSION"), args);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -383,6 +388,7 @@ pub fn main() -> ExitCode {
 /// `hutch __monitor --state DIR --run DIR --cgroup-parent NAME CONTAINER`, as spawned
 /// by `start` (see `container::lifecycle::spawn_monitor`), with its status pipe on fd 3.
 fn monitor_entry(args: &[OsString]) -> u8 {
+    crate::base::log::init(None, crate::base::log::Sink::Monitor);
     let mut it = args.iter();
     let (mut state, mut run, mut parent, mut name) = (None, None, None, None);
     while let Some(a) = it.next() {

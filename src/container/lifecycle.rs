@@ -94,7 +94,9 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     let mut reader = BufReader::new(std::fs::File::from(read_end));
     let mut init_pid = None;
     loop {
-        match proto::read_line::<Event>(&mut reader) {
+        let event = proto::read_line::<Event>(&mut reader);
+        tracing::debug!("{name}: monitor event {event:?}");
+        match event {
             Ok(Some(Event::Started { init_pid: pid })) => {
                 init_pid = Some(pid);
                 // The start itself is done; waiting for readiness needs no lock (and
@@ -232,6 +234,8 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Re
                 .filter(|v| v == "1")
                 .map(|v| (crate::systemd::KEEP_UNIT_ENV, v)),
         )
+        // The level the user asked this command for, if any, holds for its monitor too.
+        .envs(crate::base::log::asked().map(|l| (crate::base::log::ENV, l.to_string())))
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io_err("open", &log_path))?)
@@ -251,7 +255,9 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Re
         });
     }
     // The monitor is not waited for: it outlives this command by design.
-    cmd.spawn().map(drop).map_err(io_err("start the monitor for", paths.container(name)))
+    let child = cmd.spawn().map_err(io_err("start the monitor for", paths.container(name)))?;
+    tracing::debug!("{name}: monitor spawned as pid {}, logging to {}", child.id(), log_path.display());
+    Ok(())
 }
 
 /// Stops the container: the init's halt signal, then, after `timeout` seconds (or at
