@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::observe::{Status, reconcile};
 use super::{Error, Notices, io_err};
-use crate::config::Config;
 use crate::base::fsutil;
 use crate::base::lock::Lock;
-use crate::monitor::proto::{self, Event, Request};
 use crate::base::paths::Paths;
 use crate::base::state::{LastExit, RuntimeState};
+use crate::config::Config;
+use crate::monitor::exit::Outcome;
+use crate::monitor::proto::{self, Event, Request};
 
 /// Checks `name` against the naming rule and that such a container exists.
 pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
@@ -45,7 +46,11 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     match obs.status {
         Status::Stopped => {}
         Status::Stopping => {
-            return Err(Error::WrongState { action: "start", name: name.into(), state: "still stopping".into() });
+            return Err(Error::WrongState {
+                action: "start",
+                name: name.into(),
+                state: super::Conflict::StillStopping,
+            });
         }
         _ => return Err(Error::AlreadyRunning { name: name.into() }),
     }
@@ -233,14 +238,15 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
             return Ok(("stopped".into(), notices));
         }
     }
-    let detail = stop_directly(&state, timeout, force);
+    let ended = stop_directly(&state, timeout, force);
     state.cgroup.remove()?;
     if let Ok(config) = Config::load(&paths.config(name)) {
         for p in crate::network::attach::unplug(paths, name, &config) {
             notices.push(format!("network cleanup: {p}"));
         }
     }
-    LastExit::new(if detail.starts_with("killed") { "killed" } else { "poweroff" }, detail.clone())
+    let detail = ended.detail();
+    LastExit::new(ended.how(), detail.clone())
         .save(&paths.last_exit(name))
         .map_err(io_err("write", paths.last_exit(name)))?;
     fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
@@ -248,7 +254,7 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
 }
 
 /// Stops a container whose monitor is gone: signal init through a pidfd, wait, kill.
-fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
+fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> Outcome {
     let cg = &state.cgroup;
     let pidfd = state.init.and_then(|p| p.pidfd());
     if let (Some(fd), false) = (&pidfd, force) {
@@ -259,12 +265,12 @@ fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
         }
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), state.halt_signal);
         if wait_readable(fd, Duration::from_secs(timeout)) && cg.wait_empty(Duration::from_secs(5)) {
-            return "shut down by hutch stop".into();
+            return Outcome::Poweroff { by_stop: true };
         }
     }
     cg.kill();
     cg.wait_empty(Duration::from_secs(10));
-    if force { "killed by hutch stop --force".into() } else { format!("killed after the {timeout} s stop timeout") }
+    Outcome::Killed { forced: force, timeout_s: timeout }
 }
 
 /// Waits for a pidfd to become readable (its process exited).
@@ -324,7 +330,7 @@ pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<(), Error> {
             return Err(Error::WrongState {
                 action,
                 name: name.into(),
-                state: if frozen { "already frozen".into() } else { "not frozen".into() },
+                state: if frozen { super::Conflict::AlreadyFrozen } else { super::Conflict::NotFrozen },
             });
         }
         _ => {}

@@ -28,7 +28,7 @@ pub enum Error {
     #[error("failed to {action} {name}: it is not running")]
     NotRunning { action: &'static str, name: String },
     #[error("failed to {action} {name}: it is {state}")]
-    WrongState { action: &'static str, name: String, state: String },
+    WrongState { action: &'static str, name: String, state: Conflict },
     #[error("failed to destroy {name}: it is running")]
     Running { name: String },
     #[error("failed to start {name}: {message}")]
@@ -70,8 +70,14 @@ impl Error {
             Error::StartFailed { name, .. } => {
                 Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory"))
             }
-            Error::WrongState { name, state, .. } if state == "frozen" => {
+            Error::WrongState { name, state: Conflict::AlreadyFrozen, .. } => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
+            }
+            Error::WrongState { name, state: Conflict::NotFrozen, .. } => {
+                Some(format!("freeze it with `hutch freeze {name}`"))
+            }
+            Error::WrongState { name, state: Conflict::StillStopping, .. } => {
+                Some(format!("wait for it to stop, or use `hutch stop --force {name}`"))
             }
             Error::Config(e) => e.hint(),
             Error::Rootfs(e) => e.hint(),
@@ -83,6 +89,39 @@ impl Error {
             Error::Network(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_frozen_container_is_told_to_thaw() {
+        let e = Error::WrongState { action: "freeze", name: "web".into(), state: Conflict::AlreadyFrozen };
+        assert_eq!(e.to_string(), "failed to freeze web: it is already frozen");
+        assert_eq!(e.hint().as_deref(), Some("thaw it with `hutch unfreeze web`"));
+        let e = Error::WrongState { action: "unfreeze", name: "web".into(), state: Conflict::NotFrozen };
+        assert!(e.hint().unwrap().contains("hutch freeze web"));
+    }
+}
+
+/// Why a container is in the wrong state for an operation (a type, so that each case
+/// gets its hint: matching the words of the message never did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    StillStopping,
+    AlreadyFrozen,
+    NotFrozen,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conflict::StillStopping => "still stopping",
+            Conflict::AlreadyFrozen => "already frozen",
+            Conflict::NotFrozen => "not frozen",
+        })
     }
 }
 

@@ -131,7 +131,7 @@ pub fn reconcile(paths: &Paths, name: &str, notices: &mut Notices) -> Result<Obs
             } else {
                 "its monitor and init disappeared without recording an exit"
             };
-            let _ = LastExit::new("lost", detail).save(&paths.last_exit(name));
+            let _ = LastExit::new(crate::base::state::How::Lost, detail).save(&paths.last_exit(name));
         }
         notices.push(format!(
             "cleared stale runtime state of {name} ({})",

@@ -22,10 +22,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use thiserror::Error;
 
-use crate::container::{Status, observe};
 use crate::base::paths::Paths;
-use crate::runtime::channel;
 use crate::base::state::RuntimeState;
+use crate::container::{Status, observe};
+use crate::runtime::channel;
 use crate::sys;
 
 pub use passwd::User;

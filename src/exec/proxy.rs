@@ -11,11 +11,11 @@ use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
 use super::{MSG_ERROR, MSG_MASTER, MSG_PID, reap};
+use crate::base::term::{Escape, RawMode};
 use crate::monitor::console::{FRAME_DATA, FRAME_RESIZE, frame};
 use crate::monitor::proto::{self, Request};
 use crate::runtime::channel;
 use crate::sys;
-use crate::base::term::{Escape, RawMode};
 
 fn stdin() -> BorrowedFd<'static> {
     sys::stdio(0)

@@ -18,11 +18,11 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use crate::base::state::Proc;
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 use crate::runtime::child::{self, ChildSpec};
 use crate::runtime::{apply, channel};
-use crate::base::state::Proc;
 use crate::sys::{self, Forked};
 
 pub struct Launched {

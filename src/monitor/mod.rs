@@ -7,6 +7,7 @@
 //! keeps running: the runtime state names init, and the CLI can stop it directly.
 
 pub mod console;
+pub mod exit;
 pub mod launch;
 pub mod proto;
 
@@ -23,14 +24,14 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
+use crate::base::fsutil;
+use crate::base::paths::Paths;
+use crate::base::state::{How, LastExit, Phase, RuntimeState};
 use crate::cgroup::{ContainerCgroup, Layout};
 use crate::config::{Config, Ready};
-use crate::base::fsutil;
 use crate::idmap::IdMap;
-use crate::base::paths::Paths;
 use crate::runtime::child::ChildSpec;
 use crate::runtime::{plan, policy};
-use crate::base::state::{LastExit, Phase, RuntimeState};
 use console::Console;
 use launch::Launched;
 use proto::{Event, Request, Response};
@@ -71,7 +72,7 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
 /// Reports a failure that happened before the monitor was fully set up.
 /// Cleans up first, so that when `hutch start` reports the failure nothing is left.
 fn fail_early(paths: &Paths, name: &str, status: Option<File>, msg: &str) {
-    let _ = LastExit::new("failed", msg).save(&paths.last_exit(name));
+    let _ = LastExit::new(How::Failed, msg).save(&paths.last_exit(name));
     let _ = fsutil::remove_tree_atomically(&paths.runtime(name));
     if let Some(mut s) = status {
         let _ = proto::write_line(&mut s, &Event::Failed { error: msg.to_string() });
@@ -241,7 +242,7 @@ impl Monitor {
                 // Clean up before reporting: when `hutch start` says it failed,
                 // nothing of the attempt is left.
                 self.cleanup_cgroup();
-                self.finish(LastExit::new("failed", msg.clone()));
+                self.finish(LastExit::new(How::Failed, msg.clone()));
                 self.event(Event::Failed { error: msg });
                 return 1;
             }
@@ -612,32 +613,17 @@ impl Monitor {
             }
         };
         mlog!("init exited: {status:?}");
-        let stop = self.stop.as_ref();
-        let ended = match status {
-            WaitStatus::Signaled(_, Signal::SIGHUP, _) if stop.is_none() => Ended::Reboot,
-            WaitStatus::Signaled(_, Signal::SIGINT, _) => Ended::Final(LastExit::new(
-                "poweroff",
-                if stop.is_some() { "shut down by hutch stop" } else { "powered off from inside" },
-            )),
-            WaitStatus::Signaled(_, Signal::SIGKILL, _) if stop.is_some_and(|s| s.killed) => {
-                let s = stop.expect("checked");
-                Ended::Final(LastExit::new(
-                    "killed",
-                    if s.forced {
-                        "killed by hutch stop --force".to_string()
-                    } else {
-                        format!("killed after the {} s stop timeout", s.timeout_s)
-                    },
-                ))
-            }
-            WaitStatus::Exited(_, code) => {
-                Ended::Final(LastExit::new("exited", format!("init exited with status {code}")))
-            }
-            WaitStatus::Signaled(_, sig, _) => Ended::Final(LastExit::new(
-                "signaled",
-                format!("init was killed by {}", crate::base::signal::name(sig as i32)),
-            )),
-            other => Ended::Final(LastExit::new("exited", format!("init ended: {other:?}"))),
+        let end = match status {
+            WaitStatus::Exited(_, code) => exit::InitEnd::Exited(code),
+            WaitStatus::Signaled(_, sig, _) => exit::InitEnd::Signaled(sig as i32),
+            other => exit::InitEnd::Other(format!("{other:?}")),
+        };
+        let stop =
+            self.stop.as_ref().map(|s| exit::Stopping { killed: s.killed, forced: s.forced, timeout_s: s.timeout_s });
+        let outcome = exit::classify(&end, stop.as_ref());
+        let ended = match outcome.last_exit() {
+            Some(last) => Ended::Final(last),
+            None => Ended::Reboot,
         };
         Some(ended)
     }

@@ -15,26 +15,28 @@ use nix::unistd::{ForkResult, Pid};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::bus::BusError;
+
 /// Runs `f` (which returns a message on failure) in a child process and returns its
 /// result, or says why the child gave none. Gives up after `timeout`, killing the child.
 ///
 /// Call it from a single-threaded process only (the monitor, the CLI): the child runs
 /// ordinary code between `fork` and `_exit`.
-pub fn run<T, F>(timeout: Duration, f: F) -> Result<T, String>
+pub fn run<T, F>(timeout: Duration, f: F) -> Result<T, BusError>
 where
     T: Serialize + DeserializeOwned,
-    F: FnOnce() -> Result<T, String>,
+    F: FnOnce() -> Result<T, BusError>,
 {
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("could not create a pipe: {e}"))?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| BusError::from(format!("could not create a pipe: {e}")))?;
     // SAFETY: the callers are single-threaded (documented above), so the child is an
     // exact copy with no lock held by a thread that does not exist in it; it leaves
     // through `exit_now` (_exit), never returning into the caller's frames.
-    let child = match unsafe { nix::unistd::fork() }.map_err(|e| format!("could not fork: {e}"))? {
+    let child = match unsafe { nix::unistd::fork() }.map_err(|e| BusError::from(format!("could not fork: {e}")))? {
         ForkResult::Child => {
             drop(read_end);
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err("the D-Bus helper process panicked".into()));
+                .unwrap_or_else(|_| Err(BusError::from("the D-Bus helper process panicked")));
             let json = serde_json::to_vec(&out).unwrap_or_default();
             let _ = std::fs::File::from(write_end).write_all(&json);
             crate::sys::exit_now(0)
@@ -49,13 +51,13 @@ where
     let status = wait(child);
     let bytes = got?;
     if bytes.is_empty() {
-        return Err(format!("the D-Bus helper process ended without an answer ({status})"));
+        return Err(format!("the D-Bus helper process ended without an answer ({status})").into());
     }
-    serde_json::from_slice::<Result<T, String>>(&bytes)
-        .map_err(|e| format!("the D-Bus helper process gave an unreadable answer: {e}"))?
+    serde_json::from_slice::<Result<T, BusError>>(&bytes)
+        .map_err(|e| BusError::from(format!("the D-Bus helper process gave an unreadable answer: {e}")))?
 }
 
-fn read_until_eof(fd: OwnedFd, timeout: Duration) -> Result<Vec<u8>, String> {
+fn read_until_eof(fd: OwnedFd, timeout: Duration) -> Result<Vec<u8>, BusError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let end = Instant::now() + timeout;
     let mut file = std::fs::File::from(fd);
@@ -64,20 +66,20 @@ fn read_until_eof(fd: OwnedFd, timeout: Duration) -> Result<Vec<u8>, String> {
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("the D-Bus call did not finish within {} s", timeout.as_secs()));
+            return Err(format!("the D-Bus call did not finish within {} s", timeout.as_secs()).into());
         }
         let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)) {
             Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("could not wait for the D-Bus helper process: {e}")),
+            Err(e) => return Err(format!("could not wait for the D-Bus helper process: {e}").into()),
         }
         match file.read(&mut buf) {
             Ok(0) => return Ok(out),
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("could not read the D-Bus helper's answer: {e}")),
+            Err(e) => return Err(format!("could not read the D-Bus helper's answer: {e}").into()),
         }
     }
 }
@@ -107,7 +109,7 @@ mod tests {
         let got: u32 = run(Duration::from_secs(10), || Ok(std::process::id())).unwrap();
         assert_ne!(got, pid, "it ran in another process");
         let err = run::<u32, _>(Duration::from_secs(10), || Err("no bus".into())).unwrap_err();
-        assert_eq!(err, "no bus");
+        assert_eq!(err.message, "no bus");
     }
 
     #[test]
@@ -117,6 +119,6 @@ mod tests {
             Ok(())
         })
         .unwrap_err();
-        assert!(err.contains("did not finish"), "{err}");
+        assert!(err.message.contains("did not finish"), "{err}");
     }
 }

@@ -38,8 +38,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::cgroup::{ContainerCgroup, Layout};
 use crate::base::paths::Paths;
+use crate::cgroup::{ContainerCgroup, Layout};
+pub use bus::{BusError, Fault};
 
 /// The slice containers' scopes go in (systemd's own for VMs and containers).
 pub const SLICE: &str = "machine.slice";
@@ -56,9 +57,9 @@ const BUS_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("failed to {action}: {message}")]
-    Systemd { action: String, message: String },
+    Systemd { action: String, message: BusError },
     #[error("failed to {action}: {message}")]
-    Machined { action: String, message: String },
+    Machined { action: String, message: BusError },
     #[error("failed to keep unit {unit} for the container: {message}")]
     KeepUnit { unit: String, message: String },
     #[error("failed to move the processes of {unit} into {path}: {source}")]
@@ -70,7 +71,7 @@ impl Error {
         match self {
             Error::Systemd { .. } => Some("check systemd's D-Bus API with `busctl status org.freedesktop.systemd1`".into()),
             // The bus knows no org.freedesktop.machine1: machined is not installed.
-            Error::Machined { message, .. } if message.contains("ServiceUnknown") => Some(
+            Error::Machined { message, .. } if message.fault == Fault::ServiceUnknown => Some(
                 "install systemd-container (systemd-machined); containers run without it, but `machinectl` does not list them"
                     .into(),
             ),
@@ -109,7 +110,7 @@ pub fn machine_name(paths: &Paths, name: &str) -> Option<String> {
 /// its start job has finished.
 pub fn start_scope(unit: &str, pid: i32, slice: &str, description: &str) -> Result<(), Error> {
     let fail = |message| Error::Systemd { action: format!("start systemd scope {unit}"), message };
-    let pid = u32::try_from(pid).map_err(|_| fail(format!("bad pid {pid}")))?;
+    let pid = u32::try_from(pid).map_err(|_| fail(format!("bad pid {pid}").into()))?;
     helper::run(BUS_TIMEOUT, || zbus::block_on(bus::start_scope(unit, pid, slice, description))).map_err(fail)
 }
 
@@ -123,7 +124,7 @@ pub fn unit_delegates(unit: &str) -> Result<bool, Error> {
 /// `hutch`). machined finds its unit from the leader's cgroup.
 pub fn register_machine(name: &str, leader: i32, root_directory: &Path) -> Result<(), Error> {
     let fail = |message| Error::Machined { action: format!("register machine {name} with systemd-machined"), message };
-    let leader = u32::try_from(leader).map_err(|_| fail(format!("bad pid {leader}")))?;
+    let leader = u32::try_from(leader).map_err(|_| fail(format!("bad pid {leader}").into()))?;
     let root = root_directory.to_str().ok_or_else(|| fail("the root directory is not UTF-8".into()))?;
     helper::run(BUS_TIMEOUT, || zbus::block_on(bus::register_machine(name, leader, root))).map_err(fail)
 }
@@ -178,11 +179,12 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
     } else {
         let unit = scope_name(paths, name);
         start_scope(&unit, std::process::id() as i32, SLICE, &format!("hutch container {name}"))?;
-        let cgroup = own_cgroup().map_err(|message| Error::Systemd { action: format!("start {unit}"), message })?;
+        let cgroup = own_cgroup()
+            .map_err(|message| Error::Systemd { action: format!("start {unit}"), message: message.into() })?;
         if !cgroup.ends_with(&format!("/{unit}")) {
             return Err(Error::Systemd {
                 action: format!("start {unit}"),
-                message: format!("the monitor is in /{cgroup} afterwards, not in the new scope"),
+                message: format!("the monitor is in /{cgroup} afterwards, not in the new scope").into(),
             });
         }
         (unit, cgroup)
