@@ -4,12 +4,12 @@
 use std::io::{IsTerminal, Read, Write};
 
 use super::ConfigCmd;
-use crate::base::lock::Lock;
-use crate::base::output::{Format, JSON_VERSION};
-use crate::base::paths::Paths;
 use crate::config::{self, Config};
 use crate::container::{self, Status};
 use crate::error::Error;
+use crate::base::lock::Lock;
+use crate::base::output::{Format, JSON_VERSION};
+use crate::base::paths::Paths;
 
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
     match cmd {

@@ -1,13 +1,13 @@
 //! image list, pull, rm, import, export; publish.
 
 use super::{ImageCmd, PullArgs, notify};
-use crate::base::lock::Lock;
-use crate::base::output::{self, Format};
-use crate::base::paths::Paths;
 use crate::error::Error;
 use crate::image::cache::Cache;
 use crate::image::obtain::{self, Request};
 use crate::image::publish;
+use crate::base::lock::Lock;
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 
 pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Request, Error> {
     let mut req = Request::parse(reference)?;

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::base::output::{self, Format, JSON_VERSION};
-use crate::base::paths::Paths;
-use crate::base::state::LastExit;
 use crate::config::Config;
 use crate::container::{self, Observed, Status};
 use crate::error::Error;
+use crate::base::output::{self, Format, JSON_VERSION};
+use crate::base::paths::Paths;
+use crate::base::state::LastExit;
 
 #[derive(Serialize)]
 struct ListEntry {

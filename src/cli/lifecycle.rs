@@ -1,9 +1,9 @@
 //! create, start, stop, restart, kill, freeze, destroy.
 
 use super::{CreateArgs, notify};
-use crate::base::paths::Paths;
 use crate::container::{self, Source, Status};
 use crate::error::Error;
+use crate::base::paths::Paths;
 
 pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     let name = args.name.as_str();

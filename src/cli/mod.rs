@@ -16,9 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::error::{Error, report};
 use crate::base::output::Format;
 use crate::base::paths::Paths;
-use crate::error::{Error, report};
 
 #[derive(Debug, Parser)]
 #[command(

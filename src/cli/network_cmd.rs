@@ -3,12 +3,12 @@
 use serde::Serialize;
 
 use super::{NetworkCmd, PortCmd};
-use crate::base::lock::Lock;
-use crate::base::output::{self, Format};
-use crate::base::paths::Paths;
 use crate::config::{Config, Port};
 use crate::error::Error;
+use crate::base::lock::Lock;
 use crate::network::{attach, net};
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 
 #[derive(Serialize)]
 struct NetworkView {

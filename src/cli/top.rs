@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::base::output::{self, Format, JSON_VERSION};
-use crate::base::paths::Paths;
 use crate::cgroup::limits::{Stats, stats};
 use crate::container::{self, Status};
 use crate::error::Error;
+use crate::base::output::{self, Format, JSON_VERSION};
+use crate::base::paths::Paths;
 
 #[derive(Serialize)]
 struct Row {

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::observe::{Status, reconcile};
 use super::{Error, Notices, io_err};
+use crate::config::Config;
 use crate::base::fsutil;
 use crate::base::lock::Lock;
-use crate::base::paths::Paths;
-use crate::base::state::{LastExit, RuntimeState};
-use crate::config::Config;
 use crate::monitor::exit::Outcome;
 use crate::monitor::proto::{self, Event, Request};
+use crate::base::paths::Paths;
+use crate::base::state::{LastExit, RuntimeState};
 
 /// Checks `name` against the naming rule and that such a container exists.
 pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {

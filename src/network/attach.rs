@@ -8,8 +8,8 @@ use super::addr;
 use super::link::Netlink;
 use super::net::{self, Network};
 use super::{Error, nft};
-use crate::base::paths::Paths;
 use crate::config::{Config, Nic};
+use crate::base::paths::Paths;
 
 /// A new NIC on `network`, with a fresh stable MAC.
 pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
