@@ -107,7 +107,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
                 return Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: Some(boot_ms), notices });
             }
             Ok(Some(Event::Failed { error })) => {
-                return Err(Error::StartFailed { name: name.into(), message: error });
+                return Err(Error::Start { name: name.into(), source: error });
             }
             Ok(None) | Err(_) => {
                 if let Some(pid) = init_pid {
@@ -225,11 +225,12 @@ fn stop_locked(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> 
                 return Ok((resp.detail.unwrap_or_else(|| "stopped".into()), notices));
             }
             Ok((resp, _)) => {
-                return Err(Error::Other {
-                    action: "stop",
-                    name: name.into(),
-                    message: resp.error.unwrap_or_default(),
-                });
+                let source = resp.refusal().expect("a response that is not ok");
+                return Err(Error::Monitor { action: "stop", name: name.into(), source });
+            }
+            // Another protocol: never guess at what the monitor would do.
+            Err(source @ proto::Error::Version { .. }) => {
+                return Err(Error::Monitor { action: "stop", name: name.into(), source });
             }
             Err(e) => notices.push(format!("the monitor of {name} did not answer ({e}); stopping it directly")),
         }

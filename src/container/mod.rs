@@ -33,6 +33,12 @@ pub enum Error {
     Running { name: String },
     #[error("failed to start {name}: {message}")]
     StartFailed { name: String, message: String },
+    /// The monitor reported a typed failure of the start (with its own hint).
+    #[error("failed to start {name}: {source}")]
+    Start { name: String, source: crate::runtime::wire::WireError },
+    /// The monitor's control socket answered with a failure, or in another protocol.
+    #[error("failed to {action} {name}: {source}")]
+    Monitor { action: &'static str, name: String, source: crate::monitor::proto::Error },
     #[error("failed to {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("failed to {action} {name}: {message}")]
@@ -67,9 +73,9 @@ impl Error {
             Error::Running { name } => {
                 Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`"))
             }
-            Error::StartFailed { name, .. } => {
-                Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory"))
-            }
+            Error::StartFailed { name, .. } => Some(start_logs_hint(name)),
+            Error::Start { name, source } => Some(source.hint().unwrap_or_else(|| start_logs_hint(name))),
+            Error::Monitor { source, .. } => source.hint(),
             Error::WrongState { name, state: Conflict::AlreadyFrozen, .. } => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
             }
@@ -97,6 +103,17 @@ mod hint_tests {
     use super::*;
 
     #[test]
+    fn a_failed_start_keeps_the_monitors_hint() {
+        use crate::runtime::wire::{Kind, WireError};
+        let source = WireError::new(Kind::NoCgroup2, "failed to find cgroup2").with_hint(Some("mount it".into()));
+        let e = Error::Start { name: "web".into(), source };
+        assert_eq!(e.to_string(), "failed to start web: failed to find cgroup2");
+        assert_eq!(e.hint().as_deref(), Some("mount it"));
+        let e = Error::Start { name: "web".into(), source: WireError::new(Kind::Runtime, "x") };
+        assert!(e.hint().unwrap().contains("hutch logs web"));
+    }
+
+    #[test]
     fn a_frozen_container_is_told_to_thaw() {
         let e = Error::WrongState { action: "freeze", name: "web".into(), state: Conflict::AlreadyFrozen };
         assert_eq!(e.to_string(), "failed to freeze web: it is already frozen");
@@ -104,6 +121,10 @@ mod hint_tests {
         let e = Error::WrongState { action: "unfreeze", name: "web".into(), state: Conflict::NotFrozen };
         assert!(e.hint().unwrap().contains("hutch freeze web"));
     }
+}
+
+fn start_logs_hint(name: &str) -> String {
+    format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory")
 }
 
 /// Why a container is in the wrong state for an operation (a type, so that each case

@@ -10,11 +10,12 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
-use super::{MSG_ERROR, MSG_MASTER, MSG_PID, reap};
+use super::{HelperMsg, reap};
 use crate::base::term::{Escape, RawMode};
 use crate::monitor::console::{FRAME_DATA, FRAME_RESIZE, frame};
 use crate::monitor::proto::{self, Request};
 use crate::runtime::channel;
+use crate::runtime::wire::{Kind, WireError};
 use crate::sys;
 
 fn stdin() -> BorrowedFd<'static> {
@@ -90,7 +91,10 @@ struct Relay {
     /// A pidfd of the command, to forward signals to.
     target: Option<OwnedFd>,
     raw: Option<RawMode>,
-    errors: Vec<String>,
+    /// The helper's failure, before the command ran.
+    failed: Option<WireError>,
+    /// Why the command could not be executed (it exits with its own status).
+    not_run: Vec<WireError>,
 }
 
 impl Relay {
@@ -128,8 +132,8 @@ impl Relay {
     }
 
     fn on_message(&mut self, data: &[u8], fd: Option<OwnedFd>) {
-        match data.first() {
-            Some(&MSG_MASTER) => {
+        match HelperMsg::parse(data) {
+            Some(HelperMsg::Master) => {
                 if let Some(m) = fd {
                     if sys::fd_is_tty(stdin()) {
                         if let Ok((r, c)) = sys::get_winsize(stdin()) {
@@ -141,9 +145,12 @@ impl Relay {
                     self.master = Some(m);
                 }
             }
-            Some(&MSG_PID) => self.target = fd,
-            Some(&MSG_ERROR) => self.errors.push(String::from_utf8_lossy(&data[1..]).into_owned()),
-            _ => {}
+            Some(HelperMsg::Pid) => self.target = fd,
+            Some(HelperMsg::Failed { error }) => self.failed = Some(error),
+            Some(HelperMsg::NotRun { error, .. }) => self.not_run.push(error),
+            None => {
+                self.failed = Some(WireError::new(Kind::Exec, "the exec helper sent a message this hutch cannot read"))
+            }
         }
     }
 }
@@ -151,7 +158,7 @@ impl Relay {
 /// Waits for the first exec child `c1`, relaying the terminal (a pty master comes
 /// over `sock`) or the `pipes` from `pipes()`, and forwarding signals. Returns the
 /// command's exit status.
-pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, String> {
+pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, WireError> {
     let mut relay = Relay {
         master: None,
         stdin_pipe: None,
@@ -160,7 +167,8 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         stdin_open: true,
         target: None,
         raw: None,
-        errors: Vec::new(),
+        failed: None,
+        not_run: Vec::new(),
     };
     if let Some([stdin_w, stdout_r, stderr_r]) = pipes {
         relay.stdin_pipe = Some(stdin_w);
@@ -206,7 +214,7 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         let n = match poll(&mut fds, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll failed: {e}")),
+            Err(e) => return Err(WireError::new(Kind::Exec, format!("failed to poll: {e}"))),
         };
         if n == 0 && exit_code.is_some() {
             break;
@@ -279,31 +287,31 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
             std::thread::sleep(std::time::Duration::from_millis(5));
         },
     };
-    if !relay.errors.is_empty() {
-        let msg = relay.errors.join("; ");
-        if code == 125 {
-            return Err(msg);
-        }
-        eprintln!("hutch: {msg}");
+    if let Some(e) = relay.failed {
+        return Err(e);
+    }
+    for e in &relay.not_run {
+        eprintln!("hutch: {e}");
     }
     Ok(code)
 }
 
 /// `hutch console`: attaches the terminal to the container's console through its
 /// monitor until Ctrl-a q, or until the container stops.
-pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
+pub fn console(socket: &std::path::Path, name: &str) -> Result<(), super::Error> {
+    let console_err = |source: proto::Error| super::Error::Console { name: name.into(), source };
     let tty = sys::fd_is_tty(stdin());
     let (rows, cols) = if tty { sys::get_winsize(stdin()).unwrap_or((0, 0)) } else { (0, 0) };
-    let (resp, reader) = proto::request(socket, &Request::Console { rows, cols })
-        .map_err(|e| format!("failed to reach the monitor of {name}: {e}"))?;
-    if !resp.ok {
-        return Err(resp.error.unwrap_or_else(|| "the monitor refused the console".into()));
+    let (resp, reader) = proto::request(socket, &Request::Console { rows, cols }).map_err(console_err)?;
+    if let Some(refused) = resp.refusal() {
+        return Err(console_err(refused));
     }
     // Output that arrived with the response line is already in the reader's buffer.
     let early = reader.buffer().to_vec();
     let mut stream: UnixStream = reader.into_inner();
 
-    let signals = sys::signalfd(&[Signal::SIGWINCH])?;
+    let signals =
+        sys::signalfd(&[Signal::SIGWINCH]).map_err(|source| super::Error::Sys { name: name.into(), source })?;
 
     eprint!("Connected to the console of {name}. Type Ctrl-a q to detach.\r\n");
     let raw = if tty { RawMode::enable(stdin()).ok() } else { None };
@@ -321,7 +329,7 @@ pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll failed: {e}")),
+            Err(e) => return Err(super::Error::Failed { name: name.into(), message: format!("failed to poll: {e}") }),
         }
         let ready = |i: usize| fds.get(i).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
         let (sig_r, stream_r, stdin_r) = (ready(0), ready(1), ready(2));

@@ -34,7 +34,7 @@ pub fn mount(layers: &Layers, userns: Option<Userns<'_>>, scratch: &Path, nodev:
                     OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
                 )
                 .map_err(|e| fail(format!("failed to open {}: {e}", src.display())))?;
-                idmap(&tree, userns).map_err(|e| fail(idmap_error(src, e)))?;
+                idmap(&tree, userns).map_err(|e| idmap_error(src, e))?;
                 rustix::mount::move_mount(&tree, "", rustix::fs::CWD, &at, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                     .map_err(|e| fail(format!("failed to attach {} at {}: {e}", src.display(), at.display())))?;
                 attached.0.push(at.clone());
