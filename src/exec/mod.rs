@@ -230,6 +230,8 @@ fn first_child_inner(
     sock: &OwnedFd,
 ) -> Result<i32, HelperError> {
     sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
+    // Opened before joining the container, whose /proc does not show this process.
+    let threads = sys::ThreadCounter::open().map_err(HelperError::step("open /proc/self/status"))?;
     state.cgroup.attach_self_at(Path::new(sub))?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -269,7 +271,7 @@ fn first_child_inner(
     };
 
     // Still single-threaded (checked again); the grandchild execs or exits.
-    match sys::fork_single("start the command's process")? {
+    match threads.fork("start the command's process")? {
         ForkResult::Child => second_child(spec, &user, stdio, sock),
         ForkResult::Parent { child } => {
             drop(stdio);

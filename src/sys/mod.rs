@@ -38,35 +38,68 @@ fn call(action: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> Error {
     move |e| Error::Call { action, source: e.into() }
 }
 
-/// The number of threads of this process (the `Threads:` line of /proc/self/status).
-pub fn thread_count() -> io::Result<usize> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "/proc/self/status has no Threads: line"))
+/// Counts this process's threads (the `Threads:` line of /proc/self/status). The file
+/// is opened once and re-read on each count, so a count still works after `setns`
+/// into another mount namespace, whose /proc does not show this process.
+pub struct ThreadCounter(std::fs::File);
+
+impl ThreadCounter {
+    pub fn open() -> io::Result<ThreadCounter> {
+        std::fs::File::open("/proc/self/status").map(ThreadCounter)
+    }
+
+    pub fn count(&self) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.0.read_at(&mut buf, text.len() as u64)?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "/proc/self/status has no Threads: line"))
+    }
+
+    /// Checks, right before a fork or clone, the premise of every `unsafe` fork here:
+    /// this process has one thread, so the child (a copy of this thread alone) holds
+    /// no lock another thread held, and namespace flags such as `CLONE_NEWUSER` work.
+    pub fn require_single(&self, action: &'static str) -> Result<(), Error> {
+        match self.count() {
+            Ok(1) => Ok(()),
+            Ok(threads) => Err(Error::NotSingleThreaded { action, threads }),
+            Err(source) => Err(Error::Call { action: format!("{action} (counting this process's threads)"), source }),
+        }
+    }
+
+    /// `fork(2)` once `require_single` passes.
+    pub fn fork(&self, action: &'static str) -> Result<nix::unistd::ForkResult, Error> {
+        self.require_single(action)?;
+        // SAFETY: this process has exactly one thread (checked just above, and nothing
+        // between the check and the fork starts one), so the child is a complete copy
+        // of its only thread and may run arbitrary code until it execs or exits.
+        unsafe { nix::unistd::fork() }.map_err(call(action))
+    }
 }
 
-/// Checks, right before a fork or clone, the premise of every `unsafe` fork here: this
-/// process has one thread, so the child (a copy of this thread alone) holds no lock
-/// another thread held, and namespace flags such as `CLONE_NEWUSER` are allowed.
+/// `ThreadCounter::require_single` with a counter of its own.
 pub fn require_single_thread(action: &'static str) -> Result<(), Error> {
-    match thread_count() {
-        Ok(1) => Ok(()),
-        Ok(threads) => Err(Error::NotSingleThreaded { action, threads }),
-        Err(source) => Err(Error::Call { action: format!("{action} (counting this process's threads)"), source }),
-    }
+    let counter = ThreadCounter::open()
+        .map_err(|source| Error::Call { action: format!("{action} (counting this process's threads)"), source })?;
+    counter.require_single(action)
 }
 
 /// `fork(2)` after checking that this process is single-threaded; `action` names the
 /// fork in errors ("start the exec helper").
 pub fn fork_single(action: &'static str) -> Result<nix::unistd::ForkResult, Error> {
-    require_single_thread(action)?;
-    // SAFETY: this process has exactly one thread (checked just above, and nothing
-    // between the check and the fork starts one), so the child is a complete copy of
-    // its only thread and may run arbitrary code until it execs or exits.
-    unsafe { nix::unistd::fork() }.map_err(call(action))
+    ThreadCounter::open()
+        .map_err(|source| Error::Call { action: format!("{action} (counting this process's threads)"), source })?
+        .fork(action)
 }
 
 /// `struct clone_args` from `<linux/sched.h>` (version 2, 88 bytes).
