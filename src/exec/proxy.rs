@@ -155,9 +155,82 @@ impl Relay {
     }
 }
 
+/// Where each fd of one poll round is in the poll set.
+struct Polled {
+    sock: Option<usize>,
+    master: Option<usize>,
+    outputs: Vec<usize>,
+    stdin: Option<usize>,
+    input: Option<usize>,
+}
+
+impl Relay {
+    /// The fds to poll this round: signals first, then what is open.
+    fn poll_set<'a>(&'a self, signals: &'a SignalFd, sock: Option<&'a OwnedFd>) -> (Vec<PollFd<'a>>, Polled) {
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut add = |fd: BorrowedFd<'a>, flags: PollFlags| {
+            fds.push(PollFd::new(fd, flags));
+            fds.len() - 1
+        };
+        let sock = sock.map(|s| add(s.as_fd(), PollFlags::POLLIN));
+        let master = self.master.as_ref().map(|m| add(m.as_fd(), PollFlags::POLLIN));
+        let outputs = self.outputs.iter().map(|(fd, _)| add(fd.as_fd(), PollFlags::POLLIN)).collect();
+        let wants_input = self.stdin_open && self.pending.is_empty() && self.input().is_some();
+        let stdin = wants_input.then(|| add(stdin(), PollFlags::POLLIN));
+        let input = match (self.pending.is_empty(), self.input()) {
+            (false, Some(fd)) => Some(add(fd.as_fd(), PollFlags::POLLOUT)),
+            _ => None,
+        };
+        (fds, Polled { sock, master, outputs, stdin, input })
+    }
+
+    /// SIGCHLD reaps, SIGWINCH resizes, the rest goes to the command.
+    fn on_signals(&mut self, signals: &SignalFd, c1: Pid, exit_code: &mut Option<i32>) {
+        while let Ok(Some(info)) = signals.read_signal() {
+            match info.ssi_signo as i32 {
+                libc::SIGCHLD => {
+                    if exit_code.is_none() {
+                        *exit_code = reap(c1);
+                    }
+                }
+                libc::SIGWINCH => {
+                    if let (Some(m), Ok((r, c))) = (&self.master, sys::get_winsize(stdin())) {
+                        let _ = sys::set_winsize(m.as_fd(), r, c);
+                    }
+                }
+                sig => {
+                    if let Some(t) = &self.target {
+                        let _ = sys::pidfd_send_signal(t.as_fd(), sig);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_stdin(&mut self, buf: &mut [u8]) {
+        match nix::unistd::read(stdin(), buf) {
+            Ok(0) | Err(_) => self.stdin_open = false,
+            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+        }
+        self.flush_input();
+    }
+
+    /// Copies the command's output that is ready; forgets outputs that have ended.
+    fn drain(&mut self, master_ready: bool, outputs_ready: &[bool], buf: &mut [u8]) {
+        if master_ready && self.master.as_ref().is_some_and(|m| !drain_to(m, 1, buf)) {
+            self.master = None;
+        }
+        for (i, r) in outputs_ready.iter().enumerate().rev() {
+            if *r && !drain_to(&self.outputs[i].0, self.outputs[i].1, buf) {
+                self.outputs.remove(i);
+            }
+        }
+    }
+}
+
 /// Waits for the first exec child `c1`, relaying the terminal (a pty master comes
 /// over `sock`) or the `pipes` from `pipes()`, and forwarding signals. Returns the
-/// command's exit status.
+/// command's exit status, or the helper's failure.
 pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, WireError> {
     let mut relay = Relay {
         master: None,
@@ -183,32 +256,7 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         if exit_code.is_some() && !sock_open && !outputs_open {
             break;
         }
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        let sock_i = sock_open.then(|| {
-            fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let master_i = relay.master.as_ref().map(|m| {
-            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let mut out_i = Vec::new();
-        for (fd, _) in &relay.outputs {
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            out_i.push(fds.len() - 1);
-        }
-        let wants_input = relay.stdin_open && relay.pending.is_empty() && relay.input().is_some();
-        let stdin_i = wants_input.then(|| {
-            fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let input_i = match (relay.pending.is_empty(), relay.input()) {
-            (false, Some(fd)) => {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
-                Some(fds.len() - 1)
-            }
-            _ => None,
-        };
+        let (mut fds, at) = relay.poll_set(&signals, sock_open.then_some(&sock));
         // Once the command has exited, only drain what is already there.
         let timeout = if exit_code.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
         let n = match poll(&mut fds, timeout) {
@@ -221,30 +269,12 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         }
         let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()));
         let (sig_r, sock_r, master_r, stdin_r, input_r) =
-            (ready(Some(0)), ready(sock_i), ready(master_i), ready(stdin_i), ready(input_i));
-        let outs_r: Vec<bool> = out_i.iter().map(|i| ready(Some(*i))).collect();
+            (ready(Some(0)), ready(at.sock), ready(at.master), ready(at.stdin), ready(at.input));
+        let outs_r: Vec<bool> = at.outputs.iter().map(|i| ready(Some(*i))).collect();
         drop(fds);
 
         if sig_r {
-            while let Ok(Some(info)) = signals.read_signal() {
-                match info.ssi_signo as i32 {
-                    libc::SIGCHLD => {
-                        if exit_code.is_none() {
-                            exit_code = reap(c1);
-                        }
-                    }
-                    libc::SIGWINCH => {
-                        if let (Some(m), Ok((r, c))) = (&relay.master, sys::get_winsize(stdin())) {
-                            let _ = sys::set_winsize(m.as_fd(), r, c);
-                        }
-                    }
-                    sig => {
-                        if let Some(t) = &relay.target {
-                            let _ = sys::pidfd_send_signal(t.as_fd(), sig);
-                        }
-                    }
-                }
-            }
+            relay.on_signals(&signals, c1, &mut exit_code);
         }
         if sock_r {
             match channel::recv(sock.as_fd()) {
@@ -253,30 +283,21 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
             }
         }
         if stdin_r {
-            match nix::unistd::read(stdin(), &mut buf) {
-                Ok(0) | Err(_) => relay.stdin_open = false,
-                Ok(n) => relay.pending.extend_from_slice(&buf[..n]),
-            }
-            relay.flush_input();
+            relay.on_stdin(&mut buf);
         } else if input_r {
             relay.flush_input();
         }
-        if master_r {
-            if let Some(m) = &relay.master {
-                if !drain_to(m, 1, &mut buf) {
-                    relay.master = None;
-                }
-            }
-        }
-        for (i, r) in outs_r.iter().enumerate().rev() {
-            if *r && !drain_to(&relay.outputs[i].0, relay.outputs[i].1, &mut buf) {
-                relay.outputs.remove(i);
-            }
-        }
+        relay.drain(master_r, &outs_r, &mut buf);
         if exit_code.is_none() {
             exit_code = reap(c1);
         }
     }
+    finish(relay, exit_code, c1)
+}
+
+/// Restores the terminal, waits for the helper if it has not been reaped, and says
+/// how the exec ended.
+fn finish(mut relay: Relay, exit_code: Option<i32>, c1: Pid) -> Result<i32, WireError> {
     drop(relay.raw.take());
     let code = match exit_code {
         Some(c) => c,
