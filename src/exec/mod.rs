@@ -72,7 +72,7 @@ enum HelperError {
     #[error(transparent)]
     Sys(#[from] sys::Error),
     #[error("failed to find the user: {0}")]
-    User(String),
+    User(#[from] passwd::UnknownId),
 }
 
 impl HelperError {
@@ -85,6 +85,10 @@ impl HelperError {
         let (kind, hint) = match self {
             HelperError::Sys(e @ sys::Error::NotSingleThreaded { .. }) => (Kind::Threads, e.hint()),
             HelperError::Cgroup(e) => (Kind::Cgroup, e.hint()),
+            HelperError::User(_) => (
+                Kind::Exec,
+                Some("users come from the container's own /etc/passwd and /etc/group; a numeric uid[:gid] needs no entry".into()),
+            ),
             _ => (Kind::Exec, None),
         };
         WireError::new(kind, self.to_string()).with_hint(hint)
@@ -253,7 +257,7 @@ fn first_child_inner(
     sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let user = passwd::resolve(spec.user.as_deref(), &passwd, &group).map_err(HelperError::User)?;
+    let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;
 
     let stdio = if let Some(pipes) = pipes {
         Stdio::Pipes(pipes)

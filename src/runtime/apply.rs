@@ -52,7 +52,7 @@ pub fn prepare_host_binds(steps: &[Step]) -> Result<HostBinds, Error> {
         kernel::verify(&tree, *check).map_err(|expected| Error::BadSource {
             source_path: source.display().to_string(),
             path: target.clone(),
-            expected,
+            expected: expected.to_string(),
         })?;
         Kernel.set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
         out.insert(source.clone(), tree);

@@ -62,6 +62,8 @@ pub enum Error {
     Machined { action: String, message: BusError },
     #[error("failed to keep unit {unit} for the container: {message}")]
     KeepUnit { unit: String, message: String },
+    #[error("failed to find the monitor's own cgroup in /proc/self/cgroup: {source}")]
+    OwnCgroup { source: io::Error },
     #[error("failed to move the processes of {unit} into {path}: {source}")]
     Cgroup { unit: String, path: PathBuf, source: io::Error },
 }
@@ -79,7 +81,7 @@ impl Error {
             Error::KeepUnit { .. } => Some(format!(
                 "{KEEP_UNIT_ENV}=1 is for units with Delegate=yes, such as hutch@.service; unset it to give the container a scope of its own"
             )),
-            Error::Cgroup { .. } => None,
+            Error::Cgroup { .. } | Error::OwnCgroup { .. } => None,
         }
     }
 }
@@ -166,7 +168,7 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
     }
     let machine = machine_name(paths, name);
     let (unit, cgroup) = if keep_unit {
-        let cgroup = own_cgroup().map_err(|message| Error::KeepUnit { unit: "?".into(), message })?;
+        let cgroup = own_cgroup()?;
         let unit = cgroup.rsplit('/').next().unwrap_or_default().to_string();
         let keep = |message: String| Error::KeepUnit { unit: unit.clone(), message };
         if !(unit.ends_with(".service") || unit.ends_with(".scope")) {
@@ -179,8 +181,7 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
     } else {
         let unit = scope_name(paths, name);
         start_scope(&unit, std::process::id() as i32, SLICE, &format!("hutch container {name}"))?;
-        let cgroup = own_cgroup()
-            .map_err(|message| Error::Systemd { action: format!("start {unit}"), message: message.into() })?;
+        let cgroup = own_cgroup()?;
         if !cgroup.ends_with(&format!("/{unit}")) {
             return Err(Error::Systemd {
                 action: format!("start {unit}"),
@@ -199,10 +200,11 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
 }
 
 /// This process's cgroup2 path (no leading slash), from /proc/self/cgroup.
-fn own_cgroup() -> Result<String, String> {
-    let text =
-        std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("could not read /proc/self/cgroup: {e}"))?;
-    parse_own_cgroup(&text).ok_or_else(|| "/proc/self/cgroup names no cgroup2 path".into())
+fn own_cgroup() -> Result<String, Error> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::OwnCgroup { source })?;
+    parse_own_cgroup(&text).ok_or_else(|| Error::OwnCgroup {
+        source: io::Error::new(io::ErrorKind::InvalidData, "it names no cgroup2 path"),
+    })
 }
 
 fn parse_own_cgroup(text: &str) -> Option<String> {
