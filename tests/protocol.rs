@@ -113,6 +113,8 @@ fn exec_helper_failures_arrive_typed() {
     // A command's own status 125 is just that (it once meant "the helper failed").
     assert_eq!(h.exec_status("bb", &["sh", "-c", "exit 125"]), 125);
     h.ok(&["freeze", "bb"]);
+    let err = h.fails(&["exec", "bb", "--", "true"]);
+    assert!(err.contains("it is frozen") && err.contains("hint: thaw it with `hutch unfreeze bb`"), "{err}");
     let err = h.fails(&["freeze", "bb"]);
     assert!(err.contains("already frozen") && err.contains("hint: thaw it with `hutch unfreeze bb`"), "{err}");
     h.ok(&["unfreeze", "bb"]);

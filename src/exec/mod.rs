@@ -440,6 +440,19 @@ pub(crate) fn reap(pid: Pid) -> Option<i32> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn helper_messages_are_typed_json() {
+        let m = HelperMsg::NotRun { error: WireError::new(Kind::Command, "x: command not found"), code: 127 };
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(HelperMsg::parse(&json), Some(m));
+        assert_eq!(HelperMsg::parse(br#"{"msg":"master"}"#), Some(HelperMsg::Master));
+        // The old byte tags are not messages.
+        assert_eq!(HelperMsg::parse(b"Eoops"), None);
+        let e = HelperError::User(passwd::UnknownId::User("bob".into())).to_wire();
+        assert_eq!(e.detail, "failed to find the user: no user \"bob\" in the container's /etc/passwd");
+        assert!(e.hint.unwrap().contains("numeric uid"));
+    }
+
     fn root() -> User {
         User { name: "root".into(), uid: 0, gid: 0, home: "/root".into(), shell: "/bin/bash".into(), groups: vec![0] }
     }
