@@ -69,12 +69,21 @@ impl ThreadCounter {
     /// Checks, right before a fork or clone, the premise of every `unsafe` fork here:
     /// this process has one thread, so the child (a copy of this thread alone) holds
     /// no lock another thread held, and namespace flags such as `CLONE_NEWUSER` work.
+    ///
+    /// A thread that was just joined may still be counted for a moment (the kernel
+    /// wakes the joiner before it has finished the thread's exit), so a count above
+    /// one is looked at again for a few milliseconds before it is refused.
     pub fn require_single(&self, action: &'static str) -> Result<(), Error> {
-        match self.count() {
-            Ok(1) => Ok(()),
-            Ok(threads) => Err(Error::NotSingleThreaded { action, threads }),
-            Err(source) => Err(Error::Call { action: format!("{action} (counting this process's threads)"), source }),
+        let counting = |source| Error::Call { action: format!("{action} (counting this process's threads)"), source };
+        let mut threads = self.count().map_err(counting)?;
+        for _ in 0..20 {
+            if threads == 1 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            threads = self.count().map_err(counting)?;
         }
+        if threads == 1 { Ok(()) } else { Err(Error::NotSingleThreaded { action, threads }) }
     }
 
     /// `fork(2)` once `require_single` passes.
