@@ -55,6 +55,45 @@ fn the_monitor_refuses_another_protocol_version() {
 
 #[test]
 #[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn the_cli_refuses_a_monitor_of_another_version() {
+    let Some(img) = require("protocol_cli_refuses", &[]) else {
+        return;
+    };
+    let h = Hutch::new("proto-cli");
+    h.create("bb", &img.busybox(), &["--network", "none"]);
+    h.ok(&["start", "bb", "--wait"]);
+    // Stand in for a monitor from a newer hutch: our socket takes the path of the real
+    // one (which keeps running, unreachable), and answers in protocol 2.
+    let sock = h.paths().monitor_socket("bb");
+    std::fs::remove_file(&sock).unwrap();
+    let (bind_at, _keep) = proto::socket_path(&sock).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&bind_at).unwrap();
+    let fake = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut request = String::new();
+        BufReader::new(conn.try_clone().unwrap()).read_line(&mut request).unwrap();
+        let mut conn = conn;
+        conn.write_all(b"{\"v\":2,\"ok\":true,\"detail\":\"stopped, in a way of the future\"}\n").unwrap();
+        request
+    });
+    let err = h.fails(&["stop", "bb", "--timeout", "30"]);
+    let request = fake.join().unwrap();
+    assert!(request.contains(&format!(r#""v":{}"#, proto::PROTOCOL)), "the CLI's request is versioned: {request}");
+    assert!(
+        err.contains("hutch: error: failed to stop bb: its monitor speaks protocol 2, this hutch speaks 1"),
+        "{err}"
+    );
+    assert!(err.contains("\nhint: the container was started by another version of hutch"), "{err}");
+    assert_eq!(h.state("bb"), "running", "a refusal changes nothing");
+    // With the stand-in gone, the monitor is unreachable: the CLI stops it directly.
+    std::fs::remove_file(&sock).unwrap();
+    let out = h.ok(&["stop", "bb", "--timeout", "30"]);
+    assert!(out.contains("shut down by hutch stop"), "{out}");
+    assert_eq!(h.state("bb"), "stopped");
+}
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
 fn a_failing_start_shows_a_typed_message_and_its_hint() {
     let Some(img) = require("protocol_start_failure", &[]) else {
         return;
