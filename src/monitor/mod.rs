@@ -5,6 +5,12 @@
 //!
 //! It is single-threaded and runs one `poll` loop. If it is killed, the container
 //! keeps running: the runtime state names init, and the CLI can stop it directly.
+//!
+//! Its parts: `setup` (before the first boot), this file (boot, the poll loop,
+//! reaping, cleanup), `stop` (the stop state machine), `control` (requests on the
+//! control socket, readiness), `exit` (the pure classifier of how init ended),
+//! `launch` (clone to exec of init), `console`, and `proto` (the versioned wire
+//! format); failures are `error::Error`, sent to the CLI as a `WireError`.
 
 macro_rules! mlog {
     ($($arg:tt)*) => {{
