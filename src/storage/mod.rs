@@ -64,6 +64,9 @@ pub enum Error {
     Io { action: &'static str, path: PathBuf, source: io::Error },
     #[error("failed to mount the overlay for {path}: {message}")]
     Overlay { path: PathBuf, message: String },
+    /// A failure in the merged view (it comes from the process that works there).
+    #[error("{source} (in the merged view of {path})")]
+    InMerged { path: PathBuf, source: crate::runtime::wire::WireError },
     #[error("failed to open the root filesystem {path}: {source}")]
     OpenRoot { path: PathBuf, source: io::Error },
     #[error("failed to create an idmapped mount of {path} (filesystem magic {fstype}): {source}")]
@@ -74,6 +77,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::NotBtrfs { .. } => Some("use --storage overlay or --storage dir".into()),
+            Error::InMerged { source, .. } => source.hint(),
             Error::NoIdmappedMount { .. } => Some(
                 "idmapped mounts need Linux 5.12 or later and a filesystem that supports them (ext4, xfs, btrfs, \
                  tmpfs); or create the container with --privileged"
