@@ -140,19 +140,49 @@ enum Unparsed {
     Version(u32),
 }
 
+/// The kind of end a run came to (stored as the lowercase word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum How {
+    /// Init halted on its halt signal: `hutch stop`, or a poweroff from inside.
+    Poweroff,
+    /// hutch killed every process: `stop --force`, or the stop timeout ran out.
+    Killed,
+    /// Init exited with a status.
+    Exited,
+    /// Init was killed by a signal hutch did not send.
+    Signaled,
+    /// The start failed.
+    Failed,
+    /// The monitor vanished and the container was found gone.
+    Lost,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Poweroff => "poweroff",
+            How::Killed => "killed",
+            How::Exited => "exited",
+            How::Signaled => "signaled",
+            How::Failed => "failed",
+            How::Lost => "lost",
+        }
+    }
+}
+
 /// How the last run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastExit {
     pub at_ms: u64,
-    /// `poweroff`, `killed`, `exited`, `signaled`, `failed` or `lost`.
-    pub how: String,
+    pub how: How,
     /// Human-readable description.
     pub detail: String,
 }
 
 impl LastExit {
-    pub fn new(how: &str, detail: impl Into<String>) -> LastExit {
-        LastExit { at_ms: crate::base::fsutil::now_ms(), how: how.into(), detail: detail.into() }
+    pub fn new(how: How, detail: impl Into<String>) -> LastExit {
+        LastExit { at_ms: crate::base::fsutil::now_ms(), how, detail: detail.into() }
     }
 
     pub fn load(path: &Path) -> Option<LastExit> {
@@ -168,6 +198,16 @@ impl LastExit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_exit_keeps_its_words() {
+        let e = LastExit { at_ms: 1, how: How::Killed, detail: "killed by hutch stop --force".into() };
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains(r#""how":"killed""#), "{json}");
+        let back: LastExit = serde_json::from_str(r#"{"at_ms":2,"how":"poweroff","detail":"x"}"#).unwrap();
+        assert_eq!(back.how, How::Poweroff);
+        assert_eq!(How::Lost.as_str(), "lost");
+    }
 
     #[test]
     fn proc_identity_detects_reuse() {

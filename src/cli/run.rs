@@ -63,7 +63,6 @@ pub fn console(paths: &Paths, name: &str) -> Result<u8, Error> {
             "its monitor is gone, and the console with it; the container still runs (use `hutch exec`)",
         ));
     }
-    exec::proxy::console(&paths.monitor_socket(name), name)
-        .map_err(|m| Error::cli(format!("attach to the console of {name}"), m))?;
+    exec::proxy::console(&paths.monitor_socket(name), name)?;
     Ok(0)
 }

@@ -12,6 +12,7 @@ use super::observe::{Observed, Status, reconcile};
 use super::{Error, Notices, io_err};
 use crate::base::fsutil;
 use crate::base::lock::Lock;
+use crate::monitor::exit::Outcome;
 use crate::base::paths::Paths;
 use crate::base::state::{LastExit, RuntimeState};
 use crate::config::Config;
@@ -79,7 +80,11 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     match c.obs.status {
         Status::Stopped => {}
         Status::Stopping => {
-            return Err(Error::WrongState { action: "start", name: name.into(), state: "still stopping".into() });
+            return Err(Error::WrongState {
+                action: "start",
+                name: name.into(),
+                state: super::Conflict::StillStopping,
+            });
         }
         _ => return Err(Error::AlreadyRunning { name: name.into() }),
     }
@@ -110,7 +115,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
                 return Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: Some(boot_ms), notices });
             }
             Ok(Some(Event::Failed { error })) => {
-                return Err(Error::StartFailed { name: name.into(), message: error });
+                return Err(Error::Start { name: name.into(), source: error });
             }
             Ok(None) | Err(_) => return Err(monitor_went_away(paths, name, init_pid)),
         }
@@ -292,11 +297,12 @@ fn stop_locked(
                 return Ok((resp.detail.unwrap_or_else(|| "stopped".into()), notices));
             }
             Ok((resp, _)) => {
-                return Err(Error::Other {
-                    action: "stop",
-                    name: name.into(),
-                    message: resp.error.unwrap_or_default(),
-                });
+                let source = resp.refusal().expect("a response that is not ok");
+                return Err(Error::Monitor { action: "stop", name: name.into(), source });
+            }
+            // Another protocol: never guess at what the monitor would do.
+            Err(source @ proto::Error::Version { .. }) => {
+                return Err(Error::Monitor { action: "stop", name: name.into(), source });
             }
             Err(e) => notices.push(format!("the monitor of {name} did not answer ({e}); stopping it directly")),
         }
@@ -305,14 +311,15 @@ fn stop_locked(
             return Ok(("stopped".into(), notices));
         }
     }
-    let detail = stop_directly(&state, timeout, force);
+    let ended = stop_directly(&state, timeout, force);
     state.cgroup.remove()?;
     if let Some(config) = config {
         for p in crate::network::attach::unplug(paths, name, config) {
             notices.push(format!("network cleanup: {p}"));
         }
     }
-    LastExit::new(if detail.starts_with("killed") { "killed" } else { "poweroff" }, detail.clone())
+    let detail = ended.detail();
+    LastExit::new(ended.how(), detail.clone())
         .save(&paths.last_exit(name))
         .map_err(io_err("write", paths.last_exit(name)))?;
     fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
@@ -320,7 +327,7 @@ fn stop_locked(
 }
 
 /// Stops a container whose monitor is gone: signal init through a pidfd, wait, kill.
-fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
+fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> Outcome {
     let cg = &state.cgroup;
     let pidfd = state.init.and_then(|p| p.pidfd());
     if let (Some(fd), false) = (&pidfd, force) {
@@ -331,12 +338,12 @@ fn stop_directly(state: &RuntimeState, timeout: u64, force: bool) -> String {
         }
         let _ = crate::sys::pidfd_send_signal(fd.as_fd(), state.halt_signal);
         if wait_readable(fd, Duration::from_secs(timeout)) && cg.wait_empty(Duration::from_secs(5)) {
-            return "shut down by hutch stop".into();
+            return Outcome::Poweroff { by_stop: true };
         }
     }
     cg.kill();
     cg.wait_empty(Duration::from_secs(10));
-    if force { "killed by hutch stop --force".into() } else { format!("killed after the {timeout} s stop timeout") }
+    Outcome::Killed { forced: force, timeout_s: timeout }
 }
 
 /// Waits for a pidfd to become readable (its process exited).
@@ -396,7 +403,7 @@ pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<(), Error> {
             return Err(Error::WrongState {
                 action,
                 name: name.into(),
-                state: if frozen { "already frozen".into() } else { "not frozen".into() },
+                state: if frozen { super::Conflict::AlreadyFrozen } else { super::Conflict::NotFrozen },
             });
         }
         _ => {}

@@ -28,13 +28,19 @@ pub enum Error {
     #[error("failed to {action} {name}: it is not running")]
     NotRunning { action: &'static str, name: String },
     #[error("failed to {action} {name}: it is {state}")]
-    WrongState { action: &'static str, name: String, state: String },
+    WrongState { action: &'static str, name: String, state: Conflict },
     #[error("failed to destroy {name}: it is running")]
     Running { name: String },
     #[error("the state of {name} is {why}")]
     Unknown { name: String, why: Unknown },
     #[error("failed to start {name}: {message}")]
     StartFailed { name: String, message: String },
+    /// The monitor reported a typed failure of the start (with its own hint).
+    #[error("failed to start {name}: {source}")]
+    Start { name: String, source: crate::runtime::wire::WireError },
+    /// The monitor's control socket answered with a failure, or in another protocol.
+    #[error("failed to {action} {name}: {source}")]
+    Monitor { action: &'static str, name: String, source: crate::monitor::proto::Error },
     #[error("failed to {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("failed to {action} {name}: {message}")]
@@ -69,13 +75,19 @@ impl Error {
             Error::Running { name } => {
                 Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`"))
             }
-            Error::StartFailed { name, .. } => {
-                Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory"))
-            }
-            Error::WrongState { name, state, .. } if state == "frozen" => {
+            Error::StartFailed { name, .. } => Some(start_logs_hint(name)),
+            Error::Start { name, source } => Some(source.hint().unwrap_or_else(|| start_logs_hint(name))),
+            Error::Monitor { source, .. } => source.hint(),
+            Error::WrongState { name, state: Conflict::AlreadyFrozen, .. } => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
             }
             Error::Unknown { name, why } => Some(why.hint(name)),
+            Error::WrongState { name, state: Conflict::NotFrozen, .. } => {
+                Some(format!("freeze it with `hutch freeze {name}`"))
+            }
+            Error::WrongState { name, state: Conflict::StillStopping, .. } => {
+                Some(format!("wait for it to stop, or use `hutch stop --force {name}`"))
+            }
             Error::Config(e) => e.hint(),
             Error::Rootfs(e) => e.hint(),
             Error::Cgroup(e) => e.hint(),
@@ -86,6 +98,54 @@ impl Error {
             Error::Network(e) => e.hint(),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_start_keeps_the_monitors_hint() {
+        use crate::runtime::wire::{Kind, WireError};
+        let source = WireError::new(Kind::NoCgroup2, "failed to find cgroup2").with_hint(Some("mount it".into()));
+        let e = Error::Start { name: "web".into(), source };
+        assert_eq!(e.to_string(), "failed to start web: failed to find cgroup2");
+        assert_eq!(e.hint().as_deref(), Some("mount it"));
+        let e = Error::Start { name: "web".into(), source: WireError::new(Kind::Runtime, "x") };
+        assert!(e.hint().unwrap().contains("hutch logs web"));
+    }
+
+    #[test]
+    fn a_frozen_container_is_told_to_thaw() {
+        let e = Error::WrongState { action: "freeze", name: "web".into(), state: Conflict::AlreadyFrozen };
+        assert_eq!(e.to_string(), "failed to freeze web: it is already frozen");
+        assert_eq!(e.hint().as_deref(), Some("thaw it with `hutch unfreeze web`"));
+        let e = Error::WrongState { action: "unfreeze", name: "web".into(), state: Conflict::NotFrozen };
+        assert!(e.hint().unwrap().contains("hutch freeze web"));
+    }
+}
+
+fn start_logs_hint(name: &str) -> String {
+    format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory")
+}
+
+/// Why a container is in the wrong state for an operation (a type, so that each case
+/// gets its hint: matching the words of the message never did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    StillStopping,
+    AlreadyFrozen,
+    NotFrozen,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conflict::StillStopping => "still stopping",
+            Conflict::AlreadyFrozen => "already frozen",
+            Conflict::NotFrozen => "not frozen",
+        })
     }
 }
 

@@ -240,7 +240,7 @@ pub fn reconcile(paths: &Paths, name: &str, config: Option<&Config>, notices: &m
             } else {
                 "its monitor and init disappeared without recording an exit"
             };
-            let _ = LastExit::new("lost", detail).save(&paths.last_exit(name));
+            let _ = LastExit::new(crate::base::state::How::Lost, detail).save(&paths.last_exit(name));
         }
         notices.push(format!(
             "cleared stale runtime state of {name} ({})",

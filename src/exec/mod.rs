@@ -19,13 +19,15 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::container::{Status, observe};
 use crate::base::paths::Paths;
-use crate::runtime::channel;
 use crate::base::state::RuntimeState;
+use crate::container::{Status, observe};
+use crate::runtime::channel;
+use crate::runtime::wire::{Kind, WireError};
 use crate::sys;
 
 pub use passwd::User;
@@ -38,6 +40,13 @@ pub enum Error {
     Frozen { name: String },
     #[error("failed to run a command in {name}: {message}")]
     Failed { name: String, message: String },
+    #[error("failed to run a command in {name}: {source}")]
+    Sys { name: String, source: sys::Error },
+    #[error("failed to attach to the console of {name}: {source}")]
+    Console { name: String, source: crate::monitor::proto::Error },
+    /// The exec helper failed before the command ran.
+    #[error("failed to run a command in {name}: {source}")]
+    Helper { name: String, source: WireError },
 }
 
 impl Error {
@@ -45,8 +54,70 @@ impl Error {
         match self {
             Error::NotRunning { name } => Some(format!("start it with `hutch start {name}`")),
             Error::Frozen { name } => Some(format!("thaw it with `hutch unfreeze {name}`")),
+            Error::Sys { source, .. } => source.hint(),
+            Error::Helper { source, .. } => source.hint(),
+            Error::Console { source, .. } => source.hint(),
             Error::Failed { .. } => None,
         }
+    }
+}
+
+/// A failure of the exec helper (the first child), before the command ran.
+#[derive(Debug, Error)]
+enum HelperError {
+    #[error("failed to {action}: {source}")]
+    Step { action: String, source: std::io::Error },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::Error),
+    #[error(transparent)]
+    Sys(#[from] sys::Error),
+    #[error("failed to find the user: {0}")]
+    User(#[from] passwd::UnknownId),
+}
+
+impl HelperError {
+    fn step<E: Into<std::io::Error>>(action: impl Into<String>) -> impl FnOnce(E) -> HelperError {
+        let action = action.into();
+        move |e| HelperError::Step { action, source: e.into() }
+    }
+
+    fn to_wire(&self) -> WireError {
+        let (kind, hint) = match self {
+            HelperError::Sys(e @ sys::Error::NotSingleThreaded { .. }) => (Kind::Threads, e.hint()),
+            HelperError::Cgroup(e) => (Kind::Cgroup, e.hint()),
+            HelperError::User(_) => (
+                Kind::Exec,
+                Some("users come from the container's own /etc/passwd and /etc/group; a numeric uid[:gid] needs no entry".into()),
+            ),
+            _ => (Kind::Exec, None),
+        };
+        WireError::new(kind, self.to_string()).with_hint(hint)
+    }
+}
+
+/// The messages on the socket from the exec helper to the CLI (JSON, one per packet,
+/// an fd attached to `Master` and `Pid`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "msg", rename_all = "snake_case")]
+pub enum HelperMsg {
+    /// The command's pty master is attached.
+    Master,
+    /// A pidfd of the command is attached (for forwarding signals).
+    Pid,
+    /// The helper failed before the command ran: the exec fails with this error.
+    Failed { error: WireError },
+    /// The command could not be executed: it did not run, and `hutch exec` exits with
+    /// `code` (127 not found, 126 otherwise, as a shell does).
+    NotRun { error: WireError, code: i32 },
+}
+
+impl HelperMsg {
+    fn send(&self, sock: &OwnedFd, fd: Option<std::os::fd::BorrowedFd<'_>>) -> std::io::Result<()> {
+        channel::send(sock.as_fd(), &serde_json::to_vec(self).expect("helper messages serialise"), fd)
+    }
+
+    pub fn parse(data: &[u8]) -> Option<HelperMsg> {
+        serde_json::from_slice(data).ok()
     }
 }
 
@@ -90,7 +161,7 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
         Signal::SIGCHLD,
         Signal::SIGWINCH,
     ])
-    .map_err(fail)?;
+    .map_err(|source| Error::Sys { name: name.into(), source })?;
     let (ours, theirs) = channel::pair().map_err(|e| fail(format!("failed to create a socketpair: {e}")))?;
     // Without a pty the command gets pipes that this process relays: the host's own
     // stdio (perhaps the user's terminal) never reaches into the container.
@@ -101,17 +172,17 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
         (Some(p.0), Some(p.1))
     };
 
-    // SAFETY: this process is single-threaded (the CLI starts no threads), so the
-    // child may run arbitrary code until it execs or exits.
-    let c1 = match unsafe { fork() }.map_err(|e| fail(format!("fork failed: {e}")))? {
-        ForkResult::Child => {
-            drop((ours, signals, outer));
-            first_child(&state, &pidfd, &sub, spec, inner, theirs)
-        }
-        ForkResult::Parent { child } => child,
-    };
+    // The CLI starts no threads; `fork_single` checks that before it forks.
+    let c1 =
+        match sys::fork_single("start the exec helper").map_err(|source| Error::Sys { name: name.into(), source })? {
+            ForkResult::Child => {
+                drop((ours, signals, outer));
+                first_child(&state, &pidfd, &sub, spec, inner, theirs)
+            }
+            ForkResult::Parent { child } => child,
+        };
     drop((theirs, pidfd, inner));
-    proxy::supervise(c1, ours, signals, outer).map_err(fail)
+    proxy::supervise(c1, ours, signals, outer).map_err(|source| Error::Helper { name: name.into(), source })
 }
 
 /// The container's cgroup2 directory as /proc/PID/cgroup writes it (`/hutch/NAME`, or
@@ -136,17 +207,6 @@ fn init_cgroup(base: &str, pid: i32) -> String {
         .unwrap_or_else(|| "/".to_string())
 }
 
-/// Message tags on the socket to the CLI.
-pub const MSG_MASTER: u8 = b'M';
-pub const MSG_PID: u8 = b'P';
-pub const MSG_ERROR: u8 = b'E';
-
-fn send_error(sock: &OwnedFd, msg: &str) {
-    let mut data = vec![MSG_ERROR];
-    data.extend_from_slice(msg.as_bytes());
-    let _ = channel::send(sock.as_fd(), &data, None);
-}
-
 /// Joins the container and forks the command's process; exits with its status.
 fn first_child(
     state: &RuntimeState,
@@ -158,9 +218,9 @@ fn first_child(
 ) -> ! {
     match first_child_inner(state, pidfd, sub, spec, pipes, &sock) {
         Ok(code) => sys::exit_now(code),
-        Err(msg) => {
-            send_error(&sock, &msg);
-            sys::exit_now(125)
+        Err(e) => {
+            let _ = HelperMsg::Failed { error: e.to_wire() }.send(&sock, None);
+            sys::exit_now(1)
         }
     }
 }
@@ -172,9 +232,11 @@ fn first_child_inner(
     spec: &Spec,
     pipes: Option<[OwnedFd; 3]>,
     sock: &OwnedFd,
-) -> Result<i32, String> {
-    sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
-    state.cgroup.attach_self_at(Path::new(sub)).map_err(|e| e.to_string())?;
+) -> Result<i32, HelperError> {
+    sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
+    // Opened before joining the container, whose /proc does not show this process.
+    let threads = sys::ThreadCounter::open().map_err(HelperError::step("open /proc/self/status"))?;
+    state.cgroup.attach_self_at(Path::new(sub))?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
@@ -184,15 +246,15 @@ fn first_child_inner(
     if !state.privileged {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    nix::sched::setns(pidfd, flags).map_err(|e| format!("failed to join the container's namespaces: {e}"))?;
+    nix::sched::setns(pidfd, flags).map_err(HelperError::step("join the container's namespaces"))?;
     if !state.privileged {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(|e| format!("failed to become root in the container: {e}"))?;
+            .map_err(HelperError::step("become root in the container"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(|e| format!("failed to become root in the container: {e}"))?;
+            .map_err(HelperError::step("become root in the container"))?;
     }
     // Credential changes reset the dumpable flag (to fs.suid_dumpable): set it again.
-    sys::set_non_dumpable().map_err(|e| format!("failed to make the helper non-dumpable: {e}"))?;
+    sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;
@@ -205,22 +267,21 @@ fn first_child_inner(
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .map_err(|e| format!("failed to allocate a pseudo-terminal in the container: {e}"))?;
-        sys::unlock_pty(master.as_fd()).map_err(|e| format!("failed to unlock the pseudo-terminal: {e}"))?;
-        let slave = sys::pty_peer(master.as_fd()).map_err(|e| format!("failed to open the pseudo-terminal: {e}"))?;
-        channel::send(sock.as_fd(), &[MSG_MASTER], Some(master.as_fd()))
-            .map_err(|e| format!("failed to pass the terminal on: {e}"))?;
+        .map_err(HelperError::step("allocate a pseudo-terminal in the container"))?;
+        sys::unlock_pty(master.as_fd()).map_err(HelperError::step("unlock the pseudo-terminal"))?;
+        let slave = sys::pty_peer(master.as_fd()).map_err(HelperError::step("open the pseudo-terminal"))?;
+        HelperMsg::Master.send(sock, Some(master.as_fd())).map_err(HelperError::step("pass the terminal on"))?;
         Stdio::Pty(slave)
     };
 
-    // SAFETY: still single-threaded; the grandchild execs or exits.
-    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+    // Still single-threaded (checked again); the grandchild execs or exits.
+    match threads.fork("start the command's process")? {
         ForkResult::Child => second_child(spec, &user, stdio, sock),
         ForkResult::Parent { child } => {
             drop(stdio);
             // A pidfd, so the CLI's signal forwarding can never hit a recycled pid.
             if let Ok(fd) = sys::pidfd_open(child.as_raw()) {
-                let _ = channel::send(sock.as_fd(), &[MSG_PID], Some(fd.as_fd()));
+                let _ = HelperMsg::Pid.send(sock, Some(fd.as_fd()));
             }
             loop {
                 match waitpid(child, None) {
@@ -228,7 +289,7 @@ fn first_child_inner(
                     Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
                     Ok(_) => continue,
                     Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(format!("failed to wait for the command: {e}")),
+                    Err(e) => return Err(HelperError::step("wait for the command")(e)),
                 }
             }
         }
@@ -244,9 +305,9 @@ enum Stdio {
 }
 
 fn second_child(spec: &Spec, user: &User, stdio: Stdio, sock: &OwnedFd) -> ! {
-    let Err(err) = second_child_inner(spec, user, stdio);
-    send_error(sock, &err.0);
-    sys::exit_now(err.1)
+    let Err((message, code)) = second_child_inner(spec, user, stdio);
+    let _ = HelperMsg::NotRun { error: WireError::new(Kind::Command, message), code }.send(sock, None);
+    sys::exit_now(code)
 }
 
 fn second_child_inner(spec: &Spec, user: &User, stdio: Stdio) -> Result<std::convert::Infallible, (String, i32)> {
@@ -269,7 +330,7 @@ fn second_child_inner(spec: &Spec, user: &User, stdio: Stdio) -> Result<std::con
     }
     // The same bounding set as init, so exec'd processes are no more powerful than it
     // (before switching user: dropping needs CAP_SETPCAP).
-    sys::drop_bounding(crate::runtime::policy::DROPPED_CAPS).map_err(fail)?;
+    sys::drop_bounding(crate::runtime::policy::DROPPED_CAPS).map_err(|e| fail(e.to_string()))?;
     let groups: Vec<nix::unistd::Gid> = user.groups.iter().map(|g| (*g).into()).collect();
     nix::unistd::setgroups(&groups).map_err(|e| fail(format!("failed to set the groups of {}: {e}", user.name)))?;
     nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into())
@@ -378,6 +439,19 @@ pub(crate) fn reap(pid: Pid) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helper_messages_are_typed_json() {
+        let m = HelperMsg::NotRun { error: WireError::new(Kind::Command, "x: command not found"), code: 127 };
+        let json = serde_json::to_vec(&m).unwrap();
+        assert_eq!(HelperMsg::parse(&json), Some(m));
+        assert_eq!(HelperMsg::parse(br#"{"msg":"master"}"#), Some(HelperMsg::Master));
+        // The old byte tags are not messages.
+        assert_eq!(HelperMsg::parse(b"Eoops"), None);
+        let e = HelperError::User(passwd::UnknownId::User("bob".into())).to_wire();
+        assert_eq!(e.detail, "failed to find the user: no user \"bob\" in the container's /etc/passwd");
+        assert!(e.hint.unwrap().contains("numeric uid"));
+    }
 
     fn root() -> User {
         User { name: "root".into(), uid: 0, gid: 0, home: "/root".into(), shell: "/bin/bash".into(), groups: vec![0] }

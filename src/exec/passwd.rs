@@ -1,6 +1,15 @@
 //! Users and groups inside a container, read from its own /etc/passwd and /etc/group
 //! (never through the host's NSS, whose answers describe the host).
 
+/// A user or group the container's files do not name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownId {
+    #[error("no user {0:?} in the container's /etc/passwd")]
+    User(String),
+    #[error("no group {0:?} in the container's /etc/group")]
+    Group(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
@@ -46,7 +55,7 @@ fn groups_of(group: &str, name: &str, primary: u32) -> Vec<u32> {
 }
 
 /// Resolves `spec` (a name, a uid, or `uid:gid`) against the container's files.
-pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, String> {
+pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, UnknownId> {
     let spec = spec.unwrap_or("0");
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -68,7 +77,7 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, St
             User { name: uid.to_string(), uid, gid: uid, home: "/".into(), shell: "/bin/sh".into(), groups: vec![uid] }
         }
         (None, Err(_)) => {
-            return Err(format!("no user {user_part:?} in the container's /etc/passwd"));
+            return Err(UnknownId::User(user_part.into()));
         }
     };
     if let Some(g) = group_part {
@@ -78,7 +87,7 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User, St
                 (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
             })
         });
-        user.gid = gid.ok_or_else(|| format!("no group {g:?} in the container's /etc/group"))?;
+        user.gid = gid.ok_or_else(|| UnknownId::Group(g.into()))?;
         user.groups = vec![user.gid];
     }
     if user_part == "0" && user.name == "0" {
@@ -110,8 +119,9 @@ mod tests {
 
     #[test]
     fn unknown_users_and_groups_are_errors() {
-        assert!(resolve(Some("mallory"), PASSWD, GROUP).unwrap_err().contains("mallory"));
-        assert!(resolve(Some("alice:nogroup"), PASSWD, GROUP).unwrap_err().contains("nogroup"));
+        assert_eq!(resolve(Some("mallory"), PASSWD, GROUP).unwrap_err(), UnknownId::User("mallory".into()));
+        let e = resolve(Some("alice:nogroup"), PASSWD, GROUP).unwrap_err();
+        assert_eq!(e.to_string(), "no group \"nogroup\" in the container's /etc/group");
         // Without any passwd file, root still works.
         assert_eq!(resolve(None, "", "").unwrap().uid, 0);
     }

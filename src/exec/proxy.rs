@@ -10,12 +10,13 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::Pid;
 
-use super::{MSG_ERROR, MSG_MASTER, MSG_PID, reap};
+use super::{HelperMsg, reap};
+use crate::base::term::{Escape, RawMode};
 use crate::monitor::console::{FRAME_DATA, FRAME_RESIZE, frame};
 use crate::monitor::proto::{self, Request};
 use crate::runtime::channel;
+use crate::runtime::wire::{Kind, WireError};
 use crate::sys;
-use crate::base::term::{Escape, RawMode};
 
 fn stdin() -> BorrowedFd<'static> {
     sys::stdio(0)
@@ -90,7 +91,10 @@ struct Relay {
     /// A pidfd of the command, to forward signals to.
     target: Option<OwnedFd>,
     raw: Option<RawMode>,
-    errors: Vec<String>,
+    /// The helper's failure, before the command ran.
+    failed: Option<WireError>,
+    /// Why the command could not be executed (it exits with its own status).
+    not_run: Vec<WireError>,
 }
 
 impl Relay {
@@ -128,8 +132,8 @@ impl Relay {
     }
 
     fn on_message(&mut self, data: &[u8], fd: Option<OwnedFd>) {
-        match data.first() {
-            Some(&MSG_MASTER) => {
+        match HelperMsg::parse(data) {
+            Some(HelperMsg::Master) => {
                 if let Some(m) = fd {
                     if sys::fd_is_tty(stdin()) {
                         if let Ok((r, c)) = sys::get_winsize(stdin()) {
@@ -141,17 +145,93 @@ impl Relay {
                     self.master = Some(m);
                 }
             }
-            Some(&MSG_PID) => self.target = fd,
-            Some(&MSG_ERROR) => self.errors.push(String::from_utf8_lossy(&data[1..]).into_owned()),
-            _ => {}
+            Some(HelperMsg::Pid) => self.target = fd,
+            Some(HelperMsg::Failed { error }) => self.failed = Some(error),
+            Some(HelperMsg::NotRun { error, .. }) => self.not_run.push(error),
+            None => {
+                self.failed = Some(WireError::new(Kind::Exec, "the exec helper sent a message this hutch cannot read"))
+            }
+        }
+    }
+}
+
+/// Where each fd of one poll round is in the poll set.
+struct Polled {
+    sock: Option<usize>,
+    master: Option<usize>,
+    outputs: Vec<usize>,
+    stdin: Option<usize>,
+    input: Option<usize>,
+}
+
+impl Relay {
+    /// The fds to poll this round: signals first, then what is open.
+    fn poll_set<'a>(&'a self, signals: &'a SignalFd, sock: Option<&'a OwnedFd>) -> (Vec<PollFd<'a>>, Polled) {
+        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let mut add = |fd: BorrowedFd<'a>, flags: PollFlags| {
+            fds.push(PollFd::new(fd, flags));
+            fds.len() - 1
+        };
+        let sock = sock.map(|s| add(s.as_fd(), PollFlags::POLLIN));
+        let master = self.master.as_ref().map(|m| add(m.as_fd(), PollFlags::POLLIN));
+        let outputs = self.outputs.iter().map(|(fd, _)| add(fd.as_fd(), PollFlags::POLLIN)).collect();
+        let wants_input = self.stdin_open && self.pending.is_empty() && self.input().is_some();
+        let stdin = wants_input.then(|| add(stdin(), PollFlags::POLLIN));
+        let input = match (self.pending.is_empty(), self.input()) {
+            (false, Some(fd)) => Some(add(fd.as_fd(), PollFlags::POLLOUT)),
+            _ => None,
+        };
+        (fds, Polled { sock, master, outputs, stdin, input })
+    }
+
+    /// SIGCHLD reaps, SIGWINCH resizes, the rest goes to the command.
+    fn on_signals(&mut self, signals: &SignalFd, c1: Pid, exit_code: &mut Option<i32>) {
+        while let Ok(Some(info)) = signals.read_signal() {
+            match info.ssi_signo as i32 {
+                libc::SIGCHLD => {
+                    if exit_code.is_none() {
+                        *exit_code = reap(c1);
+                    }
+                }
+                libc::SIGWINCH => {
+                    if let (Some(m), Ok((r, c))) = (&self.master, sys::get_winsize(stdin())) {
+                        let _ = sys::set_winsize(m.as_fd(), r, c);
+                    }
+                }
+                sig => {
+                    if let Some(t) = &self.target {
+                        let _ = sys::pidfd_send_signal(t.as_fd(), sig);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_stdin(&mut self, buf: &mut [u8]) {
+        match nix::unistd::read(stdin(), buf) {
+            Ok(0) | Err(_) => self.stdin_open = false,
+            Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+        }
+        self.flush_input();
+    }
+
+    /// Copies the command's output that is ready; forgets outputs that have ended.
+    fn drain(&mut self, master_ready: bool, outputs_ready: &[bool], buf: &mut [u8]) {
+        if master_ready && self.master.as_ref().is_some_and(|m| !drain_to(m, 1, buf)) {
+            self.master = None;
+        }
+        for (i, r) in outputs_ready.iter().enumerate().rev() {
+            if *r && !drain_to(&self.outputs[i].0, self.outputs[i].1, buf) {
+                self.outputs.remove(i);
+            }
         }
     }
 }
 
 /// Waits for the first exec child `c1`, relaying the terminal (a pty master comes
 /// over `sock`) or the `pipes` from `pipes()`, and forwarding signals. Returns the
-/// command's exit status.
-pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, String> {
+/// command's exit status, or the helper's failure.
+pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[OwnedFd; 3]>) -> Result<i32, WireError> {
     let mut relay = Relay {
         master: None,
         stdin_pipe: None,
@@ -160,7 +240,8 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         stdin_open: true,
         target: None,
         raw: None,
-        errors: Vec::new(),
+        failed: None,
+        not_run: Vec::new(),
     };
     if let Some([stdin_w, stdout_r, stderr_r]) = pipes {
         relay.stdin_pipe = Some(stdin_w);
@@ -175,68 +256,25 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
         if exit_code.is_some() && !sock_open && !outputs_open {
             break;
         }
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        let sock_i = sock_open.then(|| {
-            fds.push(PollFd::new(sock.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let master_i = relay.master.as_ref().map(|m| {
-            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let mut out_i = Vec::new();
-        for (fd, _) in &relay.outputs {
-            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            out_i.push(fds.len() - 1);
-        }
-        let wants_input = relay.stdin_open && relay.pending.is_empty() && relay.input().is_some();
-        let stdin_i = wants_input.then(|| {
-            fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let input_i = match (relay.pending.is_empty(), relay.input()) {
-            (false, Some(fd)) => {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
-                Some(fds.len() - 1)
-            }
-            _ => None,
-        };
+        let (mut fds, at) = relay.poll_set(&signals, sock_open.then_some(&sock));
         // Once the command has exited, only drain what is already there.
         let timeout = if exit_code.is_some() { PollTimeout::from(100u8) } else { PollTimeout::NONE };
         let n = match poll(&mut fds, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll failed: {e}")),
+            Err(e) => return Err(WireError::new(Kind::Exec, format!("failed to poll: {e}"))),
         };
         if n == 0 && exit_code.is_some() {
             break;
         }
         let ready = |i: Option<usize>| i.is_some_and(|i| fds[i].revents().is_some_and(|r| !r.is_empty()));
         let (sig_r, sock_r, master_r, stdin_r, input_r) =
-            (ready(Some(0)), ready(sock_i), ready(master_i), ready(stdin_i), ready(input_i));
-        let outs_r: Vec<bool> = out_i.iter().map(|i| ready(Some(*i))).collect();
+            (ready(Some(0)), ready(at.sock), ready(at.master), ready(at.stdin), ready(at.input));
+        let outs_r: Vec<bool> = at.outputs.iter().map(|i| ready(Some(*i))).collect();
         drop(fds);
 
         if sig_r {
-            while let Ok(Some(info)) = signals.read_signal() {
-                match info.ssi_signo as i32 {
-                    libc::SIGCHLD => {
-                        if exit_code.is_none() {
-                            exit_code = reap(c1);
-                        }
-                    }
-                    libc::SIGWINCH => {
-                        if let (Some(m), Ok((r, c))) = (&relay.master, sys::get_winsize(stdin())) {
-                            let _ = sys::set_winsize(m.as_fd(), r, c);
-                        }
-                    }
-                    sig => {
-                        if let Some(t) = &relay.target {
-                            let _ = sys::pidfd_send_signal(t.as_fd(), sig);
-                        }
-                    }
-                }
-            }
+            relay.on_signals(&signals, c1, &mut exit_code);
         }
         if sock_r {
             match channel::recv(sock.as_fd()) {
@@ -245,30 +283,21 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
             }
         }
         if stdin_r {
-            match nix::unistd::read(stdin(), &mut buf) {
-                Ok(0) | Err(_) => relay.stdin_open = false,
-                Ok(n) => relay.pending.extend_from_slice(&buf[..n]),
-            }
-            relay.flush_input();
+            relay.on_stdin(&mut buf);
         } else if input_r {
             relay.flush_input();
         }
-        if master_r {
-            if let Some(m) = &relay.master {
-                if !drain_to(m, 1, &mut buf) {
-                    relay.master = None;
-                }
-            }
-        }
-        for (i, r) in outs_r.iter().enumerate().rev() {
-            if *r && !drain_to(&relay.outputs[i].0, relay.outputs[i].1, &mut buf) {
-                relay.outputs.remove(i);
-            }
-        }
+        relay.drain(master_r, &outs_r, &mut buf);
         if exit_code.is_none() {
             exit_code = reap(c1);
         }
     }
+    finish(relay, exit_code, c1)
+}
+
+/// Restores the terminal, waits for the helper if it has not been reaped, and says
+/// how the exec ended.
+fn finish(mut relay: Relay, exit_code: Option<i32>, c1: Pid) -> Result<i32, WireError> {
     drop(relay.raw.take());
     let code = match exit_code {
         Some(c) => c,
@@ -279,31 +308,31 @@ pub fn supervise(c1: Pid, sock: OwnedFd, signals: SignalFd, pipes: Option<[Owned
             std::thread::sleep(std::time::Duration::from_millis(5));
         },
     };
-    if !relay.errors.is_empty() {
-        let msg = relay.errors.join("; ");
-        if code == 125 {
-            return Err(msg);
-        }
-        eprintln!("hutch: {msg}");
+    if let Some(e) = relay.failed {
+        return Err(e);
+    }
+    for e in &relay.not_run {
+        eprintln!("hutch: {e}");
     }
     Ok(code)
 }
 
 /// `hutch console`: attaches the terminal to the container's console through its
 /// monitor until Ctrl-a q, or until the container stops.
-pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
+pub fn console(socket: &std::path::Path, name: &str) -> Result<(), super::Error> {
+    let console_err = |source: proto::Error| super::Error::Console { name: name.into(), source };
     let tty = sys::fd_is_tty(stdin());
     let (rows, cols) = if tty { sys::get_winsize(stdin()).unwrap_or((0, 0)) } else { (0, 0) };
-    let (resp, reader) = proto::request(socket, &Request::Console { rows, cols })
-        .map_err(|e| format!("failed to reach the monitor of {name}: {e}"))?;
-    if !resp.ok {
-        return Err(resp.error.unwrap_or_else(|| "the monitor refused the console".into()));
+    let (resp, reader) = proto::request(socket, &Request::Console { rows, cols }).map_err(console_err)?;
+    if let Some(refused) = resp.refusal() {
+        return Err(console_err(refused));
     }
     // Output that arrived with the response line is already in the reader's buffer.
     let early = reader.buffer().to_vec();
     let mut stream: UnixStream = reader.into_inner();
 
-    let signals = sys::signalfd(&[Signal::SIGWINCH])?;
+    let signals =
+        sys::signalfd(&[Signal::SIGWINCH]).map_err(|source| super::Error::Sys { name: name.into(), source })?;
 
     eprint!("Connected to the console of {name}. Type Ctrl-a q to detach.\r\n");
     let raw = if tty { RawMode::enable(stdin()).ok() } else { None };
@@ -321,7 +350,7 @@ pub fn console(socket: &std::path::Path, name: &str) -> Result<(), String> {
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("poll failed: {e}")),
+            Err(e) => return Err(super::Error::Failed { name: name.into(), message: format!("failed to poll: {e}") }),
         }
         let ready = |i: usize| fds.get(i).is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
         let (sig_r, stream_r, stdin_r) = (ready(0), ready(1), ready(2));

@@ -18,11 +18,12 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use super::Error;
+use crate::base::state::Proc;
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 use crate::runtime::child::{self, ChildSpec};
 use crate::runtime::{apply, channel};
-use crate::base::state::Proc;
 use crate::sys::{self, Forked};
 
 pub struct Launched {
@@ -36,18 +37,17 @@ pub fn launch(
     spec: &ChildSpec,
     idmap: Option<IdMap>,
     cgroup: &ContainerCgroup,
-    plug: &dyn Fn(i32) -> Result<(), String>,
-) -> Result<Launched, String> {
-    let (parent_end, child_end) = channel::pair().map_err(|e| format!("failed to create the start channel: {e}"))?;
-    let host = apply::prepare_host_binds(&spec.steps).map_err(|e| e.to_string())?;
+    plug: &dyn Fn(i32) -> Result<(), Error>,
+) -> Result<Launched, Error> {
+    let (parent_end, child_end) = channel::pair().map_err(Error::os("create the start channel"))?;
+    let host = apply::prepare_host_binds(&spec.steps)?;
     // No CLONE_NEWNS here: the child unshares its mount namespace itself, after it
     // has moved onto the root filesystem (see the module comment).
     let mut flags = (libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
-    let forked = sys::clone3(flags);
-    let (pid, pidfd) = match forked.map_err(|e| format!("failed to create the container's namespaces (clone3): {e}"))? {
+    let (pid, pidfd) = match sys::clone3(flags)? {
         Forked::Child => {
             drop(parent_end);
             child::run(spec, host, child_end)
@@ -57,10 +57,10 @@ pub fn launch(
     drop(child_end);
     drop(host);
 
-    let abort = |msg: String| {
+    let abort = |e: Error| {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        msg
+        e
     };
 
     if let Some(map) = idmap {
@@ -69,7 +69,7 @@ pub fn launch(
         }
     }
     if let Err(e) = cgroup.attach(pid) {
-        return Err(abort(e.to_string()));
+        return Err(abort(e.into()));
     }
     if let Err(e) = plug(pid) {
         return Err(abort(e));
@@ -85,15 +85,15 @@ pub fn launch(
         Err(e) => return Err(abort(e)),
     };
     if let Err(e) = channel::send_go(parent_end.as_fd(), tree.as_fd()) {
-        return Err(abort(format!("failed to start the container's init: {e}")));
+        return Err(abort(Error::Os { action: "send the start handshake to the container".into(), source: e }));
     }
     drop(tree);
     let verdict = channel::recv_verdict(parent_end.as_fd());
     drop(attached);
     if let Err(e) = verdict {
-        return Err(abort(e));
+        return Err(abort(Error::Child(e)));
     }
-    let init = Proc::of(pid).map_err(|e| abort(format!("failed to read the state of init (pid {pid}): {e}")))?;
+    let init = Proc::of(pid).map_err(|e| abort(Error::os(format!("read the state of init (pid {pid})"))(e)))?;
     Ok(Launched { init, pidfd })
 }
 
@@ -104,7 +104,7 @@ struct Attached<'a> {
 }
 
 impl<'a> Attached<'a> {
-    fn at(tree: &OwnedFd, path: &'a Path) -> Result<Attached<'a>, String> {
+    fn at(tree: &OwnedFd, path: &'a Path) -> Result<Attached<'a>, Error> {
         rustix::mount::move_mount(
             tree,
             "",
@@ -112,7 +112,7 @@ impl<'a> Attached<'a> {
             path,
             rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
-        .map_err(|e| format!("failed to attach the root filesystem at {}: {e}", path.display()))?;
+        .map_err(|e| Error::io("attach the root filesystem at", path)(e.into()))?;
         Ok(Attached { path })
     }
 }
@@ -125,25 +125,25 @@ impl Drop for Attached<'_> {
 
 /// Gives the calling process (the monitor) a private mount namespace, so the mounts
 /// it makes while starting a container never appear on the host.
-pub fn private_mount_namespace() -> Result<(), String> {
-    sys::unshare_private_mounts(nix::sched::CloneFlags::empty()).map_err(|e| format!("monitor: {e}"))
+pub fn private_mount_namespace() -> Result<(), sys::Error> {
+    sys::unshare_private_mounts(nix::sched::CloneFlags::empty())
 }
 
-fn write_maps(pid: i32, map: &IdMap) -> Result<(), String> {
+fn write_maps(pid: i32, map: &IdMap) -> Result<(), Error> {
     for (file, line) in [("uid_map", map.uid_map()), ("gid_map", map.gid_map())] {
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, &line).map_err(|e| format!("failed to write {path} ({}): {e}", line.trim()))?;
+        std::fs::write(&path, &line).map_err(Error::os(format!("write {path} ({})", line.trim())))?;
     }
     Ok(())
 }
 
 /// A detached mount of the rootfs (or of its overlay), idmapped to the child's user
 /// namespace when unprivileged.
-fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<OwnedFd, String> {
+fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<OwnedFd, Error> {
     let userns = match idmap {
         Some(_) => Some(
             std::fs::File::open(format!("/proc/{pid}/ns/user"))
-                .map_err(|e| format!("failed to open the container's user namespace: {e}"))?,
+                .map_err(Error::os("open the container's user namespace"))?,
         ),
         None => None,
     };
@@ -152,7 +152,7 @@ fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<Own
         root_uid: m.uid,
         root_gid: m.gid,
     });
-    crate::storage::root_mount(&spec.rootfs, spec.layers.as_ref(), userns, &spec.scratch)
+    Ok(crate::storage::root_mount(&spec.rootfs, spec.layers.as_ref(), userns, &spec.scratch)?)
 }
 
 /// Set by `hutch start` when it hands the container's lock to the monitor on that fd

@@ -5,35 +5,12 @@
 //!
 //! It is single-threaded and runs one `poll` loop. If it is killed, the container
 //! keeps running: the runtime state names init, and the CLI can stop it directly.
-
-pub mod console;
-pub mod launch;
-pub mod proto;
-
-use std::ffi::CString;
-use std::fs::File;
-use std::io::{BufReader, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::time::{Duration, Instant};
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
-use nix::sys::signalfd::SignalFd;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-
-use crate::cgroup::{ContainerCgroup, Layout};
-use crate::config::{Config, Ready};
-use crate::base::fsutil;
-use crate::idmap::IdMap;
-use crate::base::paths::Paths;
-use crate::runtime::child::ChildSpec;
-use crate::runtime::{plan, policy};
-use crate::base::state::{LastExit, Phase, RuntimeState};
-use console::Console;
-use launch::Launched;
-use proto::{Event, Request, Response};
+//!
+//! Its parts: `setup` (before the first boot), this file (boot, the poll loop,
+//! reaping, cleanup), `stop` (the stop state machine), `control` (requests on the
+//! control socket, readiness), `exit` (the pure classifier of how init ended),
+//! `launch` (clone to exec of init), `console`, and `proto` (the versioned wire
+//! format); failures are `error::Error`, sent to the CLI as a `WireError`.
 
 macro_rules! mlog {
     ($($arg:tt)*) => {{
@@ -41,6 +18,42 @@ macro_rules! mlog {
         eprintln!("[{}.{:03}] {}", ms / 1000, ms % 1000, format!($($arg)*));
     }};
 }
+
+pub mod console;
+mod control;
+pub mod error;
+pub mod exit;
+pub mod launch;
+pub mod proto;
+mod setup;
+mod stop;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use crate::base::fsutil;
+use crate::base::paths::Paths;
+use crate::base::state::{How, LastExit, Phase, RuntimeState};
+use crate::cgroup::{ContainerCgroup, Layout};
+use crate::config::{Config, Ready};
+use crate::idmap::IdMap;
+use crate::runtime::child::ChildSpec;
+use crate::runtime::wire::WireError;
+use crate::runtime::{plan, policy};
+use console::Console;
+pub use error::Error;
+use launch::Launched;
+use proto::{Event, Response};
+use stop::Stop;
 
 /// Entry point of `hutch __monitor`. `status` is the pipe to the spawning CLI.
 pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
@@ -51,40 +64,37 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
     }
     let _ = std::env::set_current_dir("/");
     launch::hold_start_lock();
-    let mut status = status.map(File::from);
+    let status = status.map(File::from);
     mlog!("monitor {} starting for {name}", std::process::id());
-    if let Err(msg) = launch::private_mount_namespace() {
-        mlog!("{msg}");
-        fail_early(&paths, &name, status.take(), &msg);
-        return 1;
-    }
-    let mut m = match Monitor::setup(&paths, &name, status.take()) {
+    let set_up = launch::private_mount_namespace().map_err(Error::from).and_then(|()| Monitor::setup(&paths, &name));
+    let mut m = match set_up {
         Ok(m) => m,
-        Err((msg, status)) => {
-            mlog!("{msg}");
-            fail_early(&paths, &name, status, &msg);
+        Err(e) => {
+            let error = e.to_wire();
+            log_failure("setup failed", &error);
+            fail_early(&paths, &name, status, error);
             return 1;
         }
     };
+    m.status = status;
     m.run()
+}
+
+fn log_failure(what: &str, e: &WireError) {
+    match &e.hint {
+        Some(h) => mlog!("{what}: {e} (hint: {h})"),
+        None => mlog!("{what}: {e}"),
+    }
 }
 
 /// Reports a failure that happened before the monitor was fully set up.
 /// Cleans up first, so that when `hutch start` reports the failure nothing is left.
-fn fail_early(paths: &Paths, name: &str, status: Option<File>, msg: &str) {
-    let _ = LastExit::new("failed", msg).save(&paths.last_exit(name));
+fn fail_early(paths: &Paths, name: &str, status: Option<File>, error: WireError) {
+    let _ = LastExit::new(How::Failed, &error.detail).save(&paths.last_exit(name));
     let _ = fsutil::remove_tree_atomically(&paths.runtime(name));
     if let Some(mut s) = status {
-        let _ = proto::write_line(&mut s, &Event::Failed { error: msg.to_string() });
+        let _ = proto::write_line(&mut s, &Event::Failed { error });
     }
-}
-
-struct Stop {
-    deadline: Option<Instant>,
-    timeout_s: u64,
-    killed: bool,
-    forced: bool,
-    waiters: Vec<UnixStream>,
 }
 
 enum Ended {
@@ -114,136 +124,17 @@ struct Monitor {
     boot_began: Instant,
 }
 
-type SetupError = (String, Option<File>);
-
 impl Monitor {
-    fn setup(paths: &Paths, name: &str, status: Option<File>) -> Result<Monitor, SetupError> {
-        let fail = |msg: String, status: Option<File>| -> SetupError { (msg, status) };
-        let config = match Config::load(&paths.config(name)) {
-            Ok(c) => c,
-            Err(e) => return Err(fail(e.to_string(), status)),
-        };
-        let layout = match Layout::detect() {
-            Ok(l) => l,
-            Err(e) => return Err(fail(e.to_string(), status)),
-        };
-        let idmap = if config.security.privileged {
-            None
-        } else {
-            match config.idmap {
-                Some(m) => Some(m),
-                None => match crate::idmap::root_map("/etc/subuid".as_ref(), "/etc/subgid".as_ref()) {
-                    Ok((m, _)) => Some(m),
-                    Err(e) => return Err(fail(e.to_string(), status)),
-                },
-            }
-        };
-        let owner = idmap.map(|m| (m.uid, m.gid));
-        // On systemd hosts, the container's cgroup is a leaf of a delegated unit.
-        let systemd = match systemd_placement(paths, name, &layout) {
-            Ok(p) => p,
-            Err(e) => return Err(fail(e, status)),
-        };
-        let cgroup = match &systemd {
-            Some(p) => p.container_cgroup(&layout),
-            None => ContainerCgroup::new(&layout, &paths.cgroup_parent, name),
-        };
-
-        let run = paths.runtime(name);
-        let share = paths.host_share(name);
-        let prepared = (|| -> std::io::Result<(UnixListener, UnixDatagram)> {
-            fsutil::ensure_dir(&run, 0o700)?;
-            fsutil::ensure_dir(&share, 0o755)?;
-            fsutil::ensure_dir(&paths.logs(name), 0o750)?;
-            let sock = paths.monitor_socket(name);
-            fsutil::remove_file_if_exists(&sock)?;
-            let (p, _keep) = proto::socket_path(&sock)?;
-            let control = UnixListener::bind(&p)?;
-            control.set_nonblocking(true)?;
-            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
-            let notify_path = share.join("notify");
-            fsutil::remove_file_if_exists(&notify_path)?;
-            let (p, _keep) = proto::socket_path(&notify_path)?;
-            let notify = UnixDatagram::bind(&p)?;
-            notify.set_nonblocking(true)?;
-            nix::sys::socket::setsockopt(&notify, nix::sys::socket::sockopt::PassCred, &true)?;
-            // Container root is not the socket's owner: it may send, nothing more.
-            std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o722))?;
-            Ok((control, notify))
-        })();
-        let (control, notify) = match prepared {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(fail(format!("failed to prepare runtime directory {}: {e}", run.display()), status));
-            }
-        };
-        let console = match Console::open(owner, &paths.console_log(name), config.log_size()) {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(fail(format!("failed to allocate the console pty: {e}"), status));
-            }
-        };
-        let signals = match crate::sys::signalfd(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD]) {
-            Ok(s) => s,
-            Err(e) => return Err(fail(e, status)),
-        };
-        let me = match crate::base::state::Proc::of(std::process::id() as i32) {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(fail(format!("failed to read the monitor's own process state: {e}"), status));
-            }
-        };
-        let state = RuntimeState {
-            version: crate::base::state::VERSION,
-            boot_id: crate::sys::boot_id(),
-            phase: Phase::Starting,
-            monitor: me,
-            init: None,
-            started_at_ms: fsutil::now_ms(),
-            ready_at_ms: None,
-            boots: 0,
-            privileged: idmap.is_none(),
-            idmap,
-            cgroup: cgroup.clone(),
-            halt_signal: config.halt_signal(),
-            stop_timeout: config.init.stop_timeout,
-        };
-        if let Err(e) = state.save(&paths.state_file(name)) {
-            return Err(fail(format!("failed to write {}: {e}", paths.state_file(name).display()), status));
-        }
-        if let Err(e) = write_pid_file(paths, name, systemd.as_ref()) {
-            return Err(fail(e, status));
-        }
-        Ok(Monitor {
-            paths: paths.clone(),
-            name: name.to_string(),
-            config,
-            layout,
-            cgroup,
-            systemd,
-            machine_registered: false,
-            idmap,
-            console,
-            control,
-            notify,
-            signals,
-            status,
-            state,
-            init: None,
-            stop: None,
-            boot_began: Instant::now(),
-        })
-    }
-
     fn run(&mut self) -> i32 {
         loop {
-            if let Err(msg) = self.boot() {
-                mlog!("boot failed: {msg}");
+            if let Err(e) = self.boot() {
+                let error = e.to_wire();
+                log_failure("boot failed", &error);
                 // Clean up before reporting: when `hutch start` says it failed,
                 // nothing of the attempt is left.
                 self.cleanup_cgroup();
-                self.finish(LastExit::new("failed", msg.clone()));
-                self.event(Event::Failed { error: msg });
+                self.finish(LastExit::new(How::Failed, error.detail.clone()));
+                self.event(Event::Failed { error });
                 return 1;
             }
             let ended = self.wait_for_end();
@@ -288,7 +179,7 @@ impl Monitor {
         }
     }
 
-    fn boot(&mut self) -> Result<(), String> {
+    fn boot(&mut self) -> Result<(), Error> {
         self.boot_began = Instant::now();
         self.state.phase = Phase::Starting;
         self.state.started_at_ms = fsutil::now_ms();
@@ -307,12 +198,10 @@ impl Monitor {
             format!("{}\n", uuid(&crate::sys::random_hex128())).as_bytes(),
             0o444,
         )
-        .map_err(|e| format!("failed to write the container's boot id: {e}"))?;
-        self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid))).map_err(|e| e.to_string())?;
+        .map_err(Error::io("write the container's boot id to", share.join("boot_id")))?;
+        self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid)))?;
         // Limits before anything runs in the cgroup.
-        for w in crate::cgroup::limits::enforce(&self.config.limits, &self.layout, &self.cgroup)
-            .map_err(|e| format!("failed to apply the limits: {e}"))?
-        {
+        for w in crate::cgroup::limits::enforce(&self.config.limits, &self.layout, &self.cgroup)? {
             mlog!("limits: {w}");
         }
 
@@ -321,7 +210,7 @@ impl Monitor {
             // Ports again too: a reboot from inside went through cleanup.
             crate::network::attach::plug(&self.paths, &self.name, &self.config, pid)
                 .and_then(|_| crate::network::attach::apply_ports(&self.paths, &self.name, &self.config))
-                .map_err(|e| e.to_string())
+                .map_err(Error::from)
         };
         let launched = launch::launch(&spec, self.idmap, &self.cgroup, &plug)?;
         mlog!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
@@ -343,10 +232,10 @@ impl Monitor {
         Ok(())
     }
 
-    fn child_spec(&self) -> Result<ChildSpec, String> {
+    fn child_spec(&self) -> Result<ChildSpec, Error> {
         let container_dir = self.paths.container(&self.name);
         let rootfs = self.config.rootfs_path(&container_dir);
-        let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| format!("{what} contains a NUL byte"));
+        let cstr = |s: &str, what: &'static str| CString::new(s).map_err(|_| Error::Nul { what });
         let argv = self.config.init.command.iter().map(|a| cstr(a, "init.command")).collect::<Result<Vec<_>, _>>()?;
         let mut env = vec![format!("container={}", policy::CONTAINER_ENV), format!("PATH={}", policy::INIT_PATH)];
         if self.config.init.ready == Ready::Notify {
@@ -469,141 +358,6 @@ impl Monitor {
         }
     }
 
-    fn on_signals(&mut self) {
-        while let Ok(Some(info)) = self.signals.read_signal() {
-            let sig = info.ssi_signo as i32;
-            if sig == libc::SIGTERM || sig == libc::SIGINT {
-                mlog!("received {}; stopping the container", crate::base::signal::name(sig));
-                let timeout = self.config.init.stop_timeout;
-                self.begin_stop(timeout, false, None);
-            }
-        }
-    }
-
-    fn on_notify(&mut self) {
-        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-        let mut buf = [0u8; 4096];
-        // Bounded, so a container flooding the socket cannot starve the other work.
-        for _ in 0..64 {
-            let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            let msg = match recvmsg::<()>(self.notify.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT) {
-                Ok(m) => m,
-                Err(_) => return,
-            };
-            let mut sender = None;
-            if let Ok(cmsgs) = msg.cmsgs() {
-                for c in cmsgs {
-                    if let ControlMessageOwned::ScmCredentials(cred) = c {
-                        sender = Some(cred.pid());
-                    }
-                }
-            }
-            let len = msg.bytes;
-            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-            let init_pid = self.state.init.map(|p| p.pid);
-            // Only init may say it is ready (services get systemd's own socket).
-            if sender.is_some() && sender == init_pid && text.lines().any(|l| l == "READY=1") {
-                self.mark_ready();
-            }
-        }
-    }
-
-    fn on_control(&mut self) {
-        while let Ok((stream, _)) = self.control.accept() {
-            let _ = stream.set_nonblocking(false);
-            // Our own CLI sends its request at once; do not let a silent client stall
-            // the console and the stop deadline for long.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(300)));
-            let mut reader = match stream.try_clone() {
-                Ok(s) => BufReader::new(s),
-                Err(_) => continue,
-            };
-            let mut stream = stream;
-            let req = match proto::read_line::<Request>(&mut reader) {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    let _ = proto::write_line(&mut stream, &Response::error(format!("bad request: {e}")));
-                    continue;
-                }
-            };
-            let _ = stream.set_read_timeout(None);
-            match req {
-                Request::Status => {
-                    let mut r = Response::ok();
-                    r.phase = Some(self.state.phase);
-                    r.detail = self.state.init.map(|p| p.pid.to_string());
-                    let _ = proto::write_line(&mut stream, &r);
-                }
-                Request::Stop { timeout_s, force } => {
-                    if self.init.is_none() {
-                        let _ = proto::write_line(
-                            &mut stream,
-                            &Response::error("the container is between boots; try again"),
-                        );
-                        continue;
-                    }
-                    self.begin_stop(timeout_s, force, Some(stream));
-                }
-                Request::Console { rows, cols } => {
-                    if proto::write_line(&mut stream, &Response::ok()).is_ok() {
-                        self.console.add_client(stream, rows, cols);
-                    }
-                }
-            }
-        }
-    }
-
-    fn begin_stop(&mut self, timeout_s: u64, force: bool, waiter: Option<UnixStream>) {
-        let Some(init) = &self.init else { return };
-        let stop =
-            self.stop.get_or_insert(Stop { deadline: None, timeout_s, killed: false, forced: false, waiters: vec![] });
-        stop.waiters.extend(waiter);
-        if force && !stop.killed {
-            mlog!("forced stop: killing every process in the container");
-            stop.killed = true;
-            stop.forced = true;
-            stop.deadline = None;
-            self.cgroup.kill();
-        } else if !stop.killed {
-            let new_deadline = Instant::now() + Duration::from_secs(timeout_s);
-            match stop.deadline {
-                None => {
-                    let sig = self.config.halt_signal();
-                    mlog!(
-                        "sending {} to init; killing in {timeout_s} s if it has not stopped",
-                        crate::base::signal::name(sig)
-                    );
-                    if let Err(e) = crate::sys::pidfd_send_signal(init.pidfd.as_fd(), sig) {
-                        mlog!("failed to signal init: {e}");
-                    }
-                    stop.deadline = Some(new_deadline);
-                    stop.timeout_s = timeout_s;
-                }
-                Some(d) if new_deadline < d => {
-                    stop.deadline = Some(new_deadline);
-                    stop.timeout_s = timeout_s;
-                }
-                Some(_) => {}
-            }
-        }
-        if self.state.phase != Phase::Stopping {
-            self.state.phase = Phase::Stopping;
-            self.save_state();
-        }
-    }
-
-    fn check_deadline(&mut self) {
-        let Some(stop) = &mut self.stop else { return };
-        if stop.deadline.is_some_and(|d| Instant::now() >= d) {
-            mlog!("init did not stop within {} s; killing every process in the container", stop.timeout_s);
-            stop.deadline = None;
-            stop.killed = true;
-            self.cgroup.kill();
-        }
-    }
-
     /// Reaps init if it has exited and decides what that means.
     fn reap(&mut self) -> Option<Ended> {
         let pid = self.init.as_ref()?.init.pid;
@@ -616,32 +370,16 @@ impl Monitor {
             }
         };
         mlog!("init exited: {status:?}");
-        let stop = self.stop.as_ref();
-        let ended = match status {
-            WaitStatus::Signaled(_, Signal::SIGHUP, _) if stop.is_none() => Ended::Reboot,
-            WaitStatus::Signaled(_, Signal::SIGINT, _) => Ended::Final(LastExit::new(
-                "poweroff",
-                if stop.is_some() { "shut down by hutch stop" } else { "powered off from inside" },
-            )),
-            WaitStatus::Signaled(_, Signal::SIGKILL, _) if stop.is_some_and(|s| s.killed) => {
-                let s = stop.expect("checked");
-                Ended::Final(LastExit::new(
-                    "killed",
-                    if s.forced {
-                        "killed by hutch stop --force".to_string()
-                    } else {
-                        format!("killed after the {} s stop timeout", s.timeout_s)
-                    },
-                ))
-            }
-            WaitStatus::Exited(_, code) => {
-                Ended::Final(LastExit::new("exited", format!("init exited with status {code}")))
-            }
-            WaitStatus::Signaled(_, sig, _) => Ended::Final(LastExit::new(
-                "signaled",
-                format!("init was killed by {}", crate::base::signal::name(sig as i32)),
-            )),
-            other => Ended::Final(LastExit::new("exited", format!("init ended: {other:?}"))),
+        let end = match status {
+            WaitStatus::Exited(_, code) => exit::InitEnd::Exited(code),
+            WaitStatus::Signaled(_, sig, _) => exit::InitEnd::Signaled(sig as i32),
+            other => exit::InitEnd::Other(format!("{other:?}")),
+        };
+        let stop = self.stop.as_ref().map(Stop::facts);
+        let outcome = exit::classify(&end, stop.as_ref());
+        let ended = match outcome.last_exit() {
+            Some(last) => Ended::Final(last),
+            None => Ended::Reboot,
         };
         Some(ended)
     }
@@ -682,72 +420,6 @@ impl Monitor {
             }
         }
         mlog!("monitor {} exiting", std::process::id());
-    }
-}
-
-// systemd hosts (see `crate::systemd`): the delegated unit, the pid file for
-// `hutch@.service`, and the machined registration.
-
-/// The systemd unit to hold the container, if this is a systemd host. A failure falls
-/// back to managing cgroupfs directly (logged), unless the unit was asked for by name
-/// (`HUTCH_KEEP_UNIT=1`, as in `hutch@.service`).
-fn systemd_placement(paths: &Paths, name: &str, layout: &Layout) -> Result<Option<crate::systemd::Placement>, String> {
-    let keep_unit = std::env::var_os(crate::systemd::KEEP_UNIT_ENV).is_some_and(|v| v == "1");
-    match crate::systemd::enter(paths, name, layout, keep_unit) {
-        Ok(Some(p)) => {
-            mlog!("systemd: in unit {} (cgroup /{}); the container goes in its leaf payload", p.unit, p.cgroup);
-            Ok(Some(p))
-        }
-        Ok(None) => Ok(None),
-        Err(e) => {
-            let msg = match e.hint() {
-                Some(h) => format!("{e} (hint: {h})"),
-                None => e.to_string(),
-            };
-            if keep_unit {
-                return Err(msg);
-            }
-            mlog!("{msg}; managing cgroupfs directly instead");
-            Ok(None)
-        }
-    }
-}
-
-/// `hutch@.service` (Type=forking) learns the monitor's pid from `run/NAME/monitor.pid`.
-fn write_pid_file(paths: &Paths, name: &str, placement: Option<&crate::systemd::Placement>) -> Result<(), String> {
-    if placement.is_none_or(|p| !p.unit.ends_with(".service")) {
-        return Ok(());
-    }
-    let path = paths.runtime(name).join("monitor.pid");
-    fsutil::atomic_write(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
-        .map_err(|e| format!("failed to write {}: {e}", path.display()))
-}
-
-impl Monitor {
-    /// Registers the container with systemd-machined; a failure is only logged (the
-    /// container runs the same without machined).
-    fn register_machine(&mut self, leader: i32) {
-        let Some(machine) = self.systemd.as_ref().and_then(|p| p.machine.clone()) else { return };
-        let rootfs = self.config.rootfs_path(&self.paths.container(&self.name));
-        match crate::systemd::register_machine(&machine, leader, &rootfs) {
-            Ok(()) => {
-                mlog!("registered machine {machine} with systemd-machined");
-                self.machine_registered = true;
-            }
-            Err(e) => mlog!("{e}{}", e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
-        }
-    }
-
-    /// machined keeps a machine while its unit is active, and the unit (the monitor's
-    /// too) outlives each boot: unregister when init has ended.
-    fn unregister_machine(&mut self) {
-        if !std::mem::take(&mut self.machine_registered) {
-            return;
-        }
-        let Some(machine) = self.systemd.as_ref().and_then(|p| p.machine.clone()) else { return };
-        if let Err(e) = crate::systemd::unregister_machine(&machine) {
-            mlog!("{e}");
-        }
     }
 }
 

@@ -52,7 +52,7 @@ pub fn prepare_host_binds(steps: &[Step]) -> Result<HostBinds, Error> {
         kernel::verify(&tree, *check).map_err(|expected| Error::BadSource {
             source_path: source.display().to_string(),
             path: target.clone(),
-            expected,
+            expected: expected.to_string(),
         })?;
         Kernel.set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
         out.insert(source.clone(), tree);
@@ -180,44 +180,48 @@ impl<K: MountOps> Root<K> {
                 self.ops.set_attrs(&tree, *attrs, false).map_err(step_err("set mount flags on", target))?;
                 self.ops.move_onto(&tree, &t).map_err(step_err("bind-mount onto", target))?;
             }
-            Step::MaskDir { target } => {
-                let Some(t) = self.resolve_optional(target, "mask")? else { return Ok(()) };
-                // One tmpfs serves every mask: the first is mounted, the others are
-                // clones of it once attached (kernels before 6.15 cannot clone a mount
-                // that is still detached).
-                let tree = match &self.mask {
-                    Some(first) => self.ops.clone_tree(first, false).map_err(step_err("mask", target))?,
-                    None => {
-                        let opts: Vec<(&str, String)> = MASK_TMPFS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-                        let attrs = sys::MOUNT_ATTR_RDONLY
-                            | sys::MOUNT_ATTR_NOSUID
-                            | sys::MOUNT_ATTR_NODEV
-                            | sys::MOUNT_ATTR_NOEXEC;
-                        self.ops.new_fs("tmpfs", &opts, attrs).map_err(step_err("create the mask for", target))?
-                    }
-                };
-                self.ops.move_onto(&tree, &t).map_err(step_err("mask", target))?;
-                if self.mask.is_none() {
-                    self.mask = Some(tree);
-                }
+            Step::MaskDir { target } => self.mask_dir(target)?,
+            Step::ReadOnly { target, keep_rw } => self.read_only(target, keep_rw.as_deref())?,
+        }
+        Ok(())
+    }
+
+    fn mask_dir(&mut self, target: &str) -> Result<(), Error> {
+        let Some(t) = self.resolve_optional(target, "mask")? else { return Ok(()) };
+        // One tmpfs serves every mask: the first is mounted, the others are clones of
+        // it once attached (kernels before 6.15 cannot clone a mount that is still
+        // detached).
+        let tree = match &self.mask {
+            Some(first) => self.ops.clone_tree(first, false).map_err(step_err("mask", target))?,
+            None => {
+                let opts: Vec<(&str, String)> = MASK_TMPFS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+                let attrs =
+                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC;
+                self.ops.new_fs("tmpfs", &opts, attrs).map_err(step_err("create the mask for", target))?
             }
-            Step::ReadOnly { target, keep_rw } => {
-                let Some(t) = self.resolve_optional(target, "make read-only")? else { return Ok(()) };
-                // Clone the writable sub-path first, while it still is writable.
-                let keep = match keep_rw {
-                    Some(k) => match self.resolve_optional(k, "open")? {
-                        Some(h) => Some((k, self.ops.clone_tree(&h, true).map_err(step_err("clone mount of", k))?)),
-                        None => None,
-                    },
-                    None => None,
-                };
-                let ro = self.ops.clone_tree(&t, true).map_err(step_err("make read-only", target))?;
-                self.ops.set_attrs(&ro, sys::MOUNT_ATTR_RDONLY, true).map_err(step_err("make read-only", target))?;
-                self.ops.move_onto(&ro, &t).map_err(step_err("make read-only", target))?;
-                if let Some((k, tree)) = keep {
-                    self.attach(&tree, k, "keep writable")?;
-                }
-            }
+        };
+        self.ops.move_onto(&tree, &t).map_err(step_err("mask", target))?;
+        if self.mask.is_none() {
+            self.mask = Some(tree);
+        }
+        Ok(())
+    }
+
+    fn read_only(&mut self, target: &str, keep_rw: Option<&str>) -> Result<(), Error> {
+        let Some(t) = self.resolve_optional(target, "make read-only")? else { return Ok(()) };
+        // Clone the writable sub-path first, while it still is writable.
+        let keep = match keep_rw {
+            Some(k) => match self.resolve_optional(k, "open")? {
+                Some(h) => Some((k, self.ops.clone_tree(&h, true).map_err(step_err("clone mount of", k))?)),
+                None => None,
+            },
+            None => None,
+        };
+        let ro = self.ops.clone_tree(&t, true).map_err(step_err("make read-only", target))?;
+        self.ops.set_attrs(&ro, sys::MOUNT_ATTR_RDONLY, true).map_err(step_err("make read-only", target))?;
+        self.ops.move_onto(&ro, &t).map_err(step_err("make read-only", target))?;
+        if let Some((k, tree)) = keep {
+            self.attach(&tree, k, "keep writable")?;
         }
         Ok(())
     }

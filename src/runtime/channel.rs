@@ -3,8 +3,8 @@
 //!
 //! 1. monitor → child: `GO`, carrying the prepared root-filesystem mount as an fd
 //!    (sent only after the id maps are written and the child is in its cgroup);
-//! 2. child → monitor: an error message, or nothing: the child's end closes when init
-//!    is executed, so end-of-file means success.
+//! 2. child → monitor: a `WireError` (JSON), or nothing: the child's end closes when
+//!    init is executed, so end-of-file means success.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -12,6 +12,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
 };
+
+use super::wire::{Kind, WireError};
 
 const GO: &[u8] = b"GO";
 
@@ -69,20 +71,22 @@ pub fn recv(sock: BorrowedFd<'_>) -> std::io::Result<Option<(Vec<u8>, Option<Own
 }
 
 /// Waits for `GO` and returns the fd that came with it.
-pub fn recv_go(sock: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+pub fn recv_go(sock: BorrowedFd<'_>) -> Result<OwnedFd, super::Error> {
+    use super::Error;
     match recv(sock) {
         Ok(Some((data, Some(fd)))) if data == GO => Ok(fd),
-        Ok(None) => Err("the monitor went away before the start handshake".into()),
-        Ok(Some(_)) => Err("unexpected message in the start handshake".into()),
-        Err(e) => Err(format!("failed to receive the start handshake: {e}")),
+        Ok(None) => Err(Error::Handshake("the monitor went away before the start handshake")),
+        Ok(Some(_)) => Err(Error::Handshake("unexpected message in the start handshake")),
+        Err(source) => Err(Error::Step { action: "receive the start handshake".into(), source }),
     }
 }
 
-/// Waits for the child's verdict: `Ok` when its end closed (init was executed).
-pub fn recv_verdict(sock: BorrowedFd<'_>) -> Result<(), String> {
+/// Waits for the child's verdict: `Ok` when its end closed (init was executed), or
+/// the failure it reported.
+pub fn recv_verdict(sock: BorrowedFd<'_>) -> Result<(), WireError> {
     match recv(sock) {
         Ok(None) => Ok(()),
-        Ok(Some((data, _))) => Err(String::from_utf8_lossy(&data).into_owned()),
-        Err(e) => Err(format!("failed to read the container's start result: {e}")),
+        Ok(Some((data, _))) => Err(WireError::from_json(&data)),
+        Err(e) => Err(WireError::new(Kind::Namespaces, format!("failed to read the container's start result: {e}"))),
     }
 }

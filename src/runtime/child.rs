@@ -14,7 +14,7 @@
 //! 7. puts stdio on /dev/console, marks every other fd close-on-exec, and execs init
 //!    with a clean environment.
 //!
-//! Any failure is sent to the monitor as text and the process exits.
+//! Any failure is sent to the monitor as a `WireError` and the process exits.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -25,7 +25,7 @@ use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use super::apply::{HostBinds, Root};
 use super::plan::Step;
-use super::{channel, policy};
+use super::{Error, InitFailure, channel, policy};
 use crate::sys;
 
 /// Everything the child needs; computed by the monitor before clone.
@@ -48,21 +48,21 @@ pub struct ChildSpec {
 /// Runs the child side; never returns. `host` holds the host binds the monitor
 /// prepared before the clone (the child could not reach those paths itself).
 pub fn run(spec: &ChildSpec, host: HostBinds, sock: OwnedFd) -> ! {
-    let Err(msg) = setup(spec, host, &sock);
-    let _ = channel::send(sock.as_fd(), msg.as_bytes(), None);
+    let Err(e) = setup(spec, host, &sock);
+    let _ = channel::send(sock.as_fd(), &e.to_wire().to_json(), None);
     sys::exit_now(1)
 }
 
-fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible, String> {
+fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible, Error> {
     let tree = channel::recv_go(sock.as_fd())?;
 
     if !spec.privileged {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(|e| format!("failed to become root in the user namespace (setresgid): {e}"))?;
+            .map_err(Error::step("become root in the user namespace (setresgid)"))?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(|e| format!("failed to become root in the user namespace (setresuid): {e}"))?;
+            .map_err(Error::step("become root in the user namespace (setresuid)"))?;
     }
-    nix::unistd::setgroups(&[]).map_err(|e| format!("failed to clear supplementary groups: {e}"))?;
+    nix::unistd::setgroups(&[]).map_err(Error::step("clear supplementary groups"))?;
 
     // Move onto the root filesystem the monitor attached in the mount namespace we
     // still share with it, then take our own copy of that namespace: the copy is made
@@ -70,11 +70,11 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     // rootfs's nodev) against us, and our working directory follows into the copy.
     // The cgroup namespace is new too: the monitor has put us in our cgroup already.
     rustix::process::fchdir(&tree)
-        .map_err(|e| format!("failed to enter the root filesystem {}: {e}", spec.rootfs.display()))?;
+        .map_err(Error::step(format!("enter the root filesystem {}", spec.rootfs.display())))?;
     drop(tree);
     sys::unshare_private_mounts(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
     let copy = rustix::fs::open(".", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("failed to open the root filesystem: {e}"))?;
+        .map_err(Error::step("open the root filesystem"))?;
     // That copy is locked to its parent mount, which pivot_root refuses to move; a
     // clone of it stacked on top is ours to pivot into, and keeps the locked flags.
     let root_fd = rustix::mount::open_tree(
@@ -82,7 +82,7 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
         "",
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .map_err(|e| format!("failed to clone the root filesystem mount: {e}"))?;
+    .map_err(Error::step("clone the root filesystem mount"))?;
     rustix::mount::move_mount(
         &root_fd,
         "",
@@ -90,63 +90,48 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
         "",
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
-    .map_err(|e| format!("failed to mount the root filesystem: {e}"))?;
+    .map_err(Error::step("mount the root filesystem"))?;
 
     let old_umask = rustix::process::umask(Mode::empty());
     let mut root = Root::new(root_fd, host);
-    root.apply(&spec.steps).map_err(|e| e.to_string())?;
+    root.apply(&spec.steps)?;
 
     pivot(&root)?;
     drop(root);
 
-    nix::unistd::sethostname(&spec.hostname)
-        .map_err(|e| format!("failed to set the hostname {:?}: {e}", spec.hostname))?;
-    sys::loopback_up().map_err(|e| format!("failed to bring up the loopback interface: {e}"))?;
+    nix::unistd::sethostname(&spec.hostname).map_err(Error::step(format!("set the hostname {:?}", spec.hostname)))?;
+    sys::loopback_up().map_err(Error::step("bring up the loopback interface"))?;
     // The monitor moved each NIC in under a temporary name.
     for (tmp, name) in &spec.nics {
-        sys::rename_link(tmp, name).map_err(|e| format!("failed to rename network interface {tmp} to {name}: {e}"))?;
-        sys::link_up(name).map_err(|e| format!("failed to bring up network interface {name}: {e}"))?;
+        sys::rename_link(tmp, name).map_err(Error::step(format!("rename network interface {tmp} to {name}")))?;
+        sys::link_up(name).map_err(Error::step(format!("bring up network interface {name}")))?;
     }
     sys::drop_bounding(policy::DROPPED_CAPS)?;
     sys::reset_signals();
     console_stdio()?;
     rustix::process::umask(old_umask);
 
-    sys::cloexec_from(3).map_err(|e| format!("failed to close inherited descriptors: {e}"))?;
+    sys::cloexec_from(3).map_err(Error::step("close inherited descriptors"))?;
     let err = sys::execve(&spec.argv, &spec.env);
-    let init = spec.argv[0].to_string_lossy();
-    Err(match err.raw_os_error() {
-        Some(libc::ENOENT) => {
-            format!("failed to execute init {init}: it does not exist in the root filesystem")
-        }
-        Some(libc::EACCES) => {
-            format!("failed to execute init {init}: permission denied (is it executable?)")
-        }
-        Some(libc::ENOEXEC) => {
-            format!("failed to execute init {init}: not an executable format this kernel runs")
-        }
-        _ => format!("failed to execute init {init}: {err}"),
-    })
+    Err(Error::Init { path: spec.argv[0].to_string_lossy().into_owned(), reason: InitFailure::of(err) })
 }
 
 /// pivot_root(".", "."), then detach the old root that is now stacked beneath.
-fn pivot(root: &Root) -> Result<(), String> {
-    rustix::process::fchdir(root.fd()).map_err(|e| format!("failed to enter the root filesystem: {e}"))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| format!("failed to pivot_root into the root filesystem: {e}"))?;
-    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
-        .map_err(|e| format!("failed to detach the old root: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("failed to change to /: {e}"))?;
+fn pivot(root: &Root) -> Result<(), Error> {
+    rustix::process::fchdir(root.fd()).map_err(Error::step("enter the root filesystem"))?;
+    nix::unistd::pivot_root(".", ".").map_err(Error::step("pivot_root into the root filesystem"))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH).map_err(Error::step("detach the old root"))?;
+    std::env::set_current_dir("/").map_err(Error::step("change to /"))?;
     Ok(())
 }
 
 /// A new session with stdio on the console (or /dev/null without one).
-fn console_stdio() -> Result<(), String> {
+fn console_stdio() -> Result<(), Error> {
     let _ = nix::unistd::setsid();
     let open = |p: &str| rustix::fs::open(p, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty());
-    let fd =
-        open("/dev/console").or_else(|_| open("/dev/null")).map_err(|e| format!("failed to open /dev/console: {e}"))?;
+    let fd = open("/dev/console").or_else(|_| open("/dev/null")).map_err(Error::step("open /dev/console"))?;
     for target in 0..3 {
-        sys::dup_onto(fd.as_fd(), target).map_err(|e| format!("failed to set up init's stdio: {e}"))?;
+        sys::dup_onto(fd.as_fd(), target).map_err(Error::step("set up init's stdio"))?;
     }
     Ok(())
 }

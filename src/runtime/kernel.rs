@@ -116,25 +116,38 @@ pub fn open_host_tree(source: &std::path::Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// What a bind source should have been, when it is not.
+#[derive(Debug, thiserror::Error)]
+pub enum Expected {
+    #[error("the character device {0}:{1}")]
+    CharDev(u32, u32),
+    #[error("a pseudo-terminal")]
+    Pty,
+    #[error("a directory")]
+    Dir,
+    #[error("readable ({0})")]
+    Readable(io::Error),
+}
+
 /// Checks what a bind source really is, on the descriptor that will be mounted.
 /// Returns what it should have been when it is not.
-pub fn verify(tree: &OwnedFd, check: Check) -> Result<(), String> {
-    let st = rustix::fs::fstat(tree).map_err(|e| format!("readable ({e})"))?;
+pub fn verify(tree: &OwnedFd, check: Check) -> Result<(), Expected> {
+    let st = rustix::fs::fstat(tree).map_err(|e| Expected::Readable(e.into()))?;
     let (major, minor) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
     let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
     check_kind(check, kind, major, minor)
 }
 
-fn check_kind(check: Check, kind: rustix::fs::FileType, major: u32, minor: u32) -> Result<(), String> {
+fn check_kind(check: Check, kind: rustix::fs::FileType, major: u32, minor: u32) -> Result<(), Expected> {
     use rustix::fs::FileType::{CharacterDevice, Directory};
     match check {
         Check::CharDev(ma, mi) if kind == CharacterDevice && major == ma && minor == mi => Ok(()),
-        Check::CharDev(ma, mi) => Err(format!("the character device {ma}:{mi}")),
+        Check::CharDev(ma, mi) => Err(Expected::CharDev(ma, mi)),
         // Unix98 pseudo-terminal slaves have majors 136-143.
         Check::Pty if kind == CharacterDevice && (136..=143).contains(&major) => Ok(()),
-        Check::Pty => Err("a pseudo-terminal".into()),
+        Check::Pty => Err(Expected::Pty),
         Check::Dir if kind == Directory => Ok(()),
-        Check::Dir => Err("a directory".into()),
+        Check::Dir => Err(Expected::Dir),
     }
 }
 
@@ -151,7 +164,12 @@ mod tests {
         assert!(check_kind(Check::CharDev(1, 3), FileType::CharacterDevice, 1, 1).is_err());
         assert!(check_kind(Check::CharDev(1, 3), FileType::Symlink, 0, 0).is_err());
         assert!(check_kind(Check::Pty, FileType::CharacterDevice, 136, 4).is_ok());
-        assert!(check_kind(Check::Pty, FileType::CharacterDevice, 4, 1).unwrap_err().contains("pseudo-terminal"));
+        assert!(
+            check_kind(Check::Pty, FileType::CharacterDevice, 4, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("pseudo-terminal")
+        );
         assert!(check_kind(Check::Dir, FileType::RegularFile, 0, 0).is_err());
     }
 }

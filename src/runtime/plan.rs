@@ -57,13 +57,20 @@ fn opts(list: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     list.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
-/// The full plan, in order.
+/// The full plan, in order: the kernel filesystems, /dev, /run, then the masks.
 pub fn build(inputs: &Inputs) -> Vec<Step> {
     let mut s = Vec::new();
     for dir in ["proc", "sys", "dev", "run"] {
         s.push(Step::Dir { path: dir.into(), mode: 0o755 });
     }
+    kernel_filesystems(&mut s);
+    dev(&mut s, inputs);
+    run(&mut s, inputs);
+    masks(&mut s);
+    s
+}
 
+fn kernel_filesystems(s: &mut Vec<Step>) {
     // /proc, then /sys read-only with the container's own cgroup2 tree inside.
     s.push(Step::Fs { fstype: "proc", target: "proc".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
     s.push(Step::Fs {
@@ -73,7 +80,9 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
         attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY,
     });
     s.push(Step::Fs { fstype: "cgroup2", target: "sys/fs/cgroup".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
+}
 
+fn dev(s: &mut Vec<Step>, inputs: &Inputs) {
     // /dev: a small tmpfs holding only the standard nodes.
     s.push(Step::Fs {
         fstype: "tmpfs",
@@ -124,7 +133,9 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
             required: true,
         });
     }
+}
 
+fn run(s: &mut Vec<Step>, inputs: &Inputs) {
     // /run: a tmpfs (systemd keeps an existing /run mount), with the host share.
     s.push(Step::Fs {
         fstype: "tmpfs",
@@ -147,7 +158,9 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
         target: "proc/sys/kernel/random/boot_id".into(),
         attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY,
     });
+}
 
+fn masks(s: &mut Vec<Step>) {
     // Masks and read-only paths last, so nothing above is hidden by them.
     // Not nodev: reading a masked file must give /dev/null's empty read, not EACCES.
     for f in policy::MASKED_FILES {
@@ -163,7 +176,6 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
     for (path, keep) in policy::READ_ONLY {
         s.push(Step::ReadOnly { target: path.to_string(), keep_rw: keep.map(str::to_string) });
     }
-    s
 }
 
 #[cfg(test)]

@@ -64,12 +64,25 @@ pub enum Error {
     Io { action: &'static str, path: PathBuf, source: io::Error },
     #[error("failed to mount the overlay for {path}: {message}")]
     Overlay { path: PathBuf, message: String },
+    /// A failure in the merged view (it comes from the process that works there).
+    #[error("{source} (in the merged view of {path})")]
+    InMerged { path: PathBuf, source: crate::runtime::wire::WireError },
+    #[error("failed to open the root filesystem {path}: {source}")]
+    OpenRoot { path: PathBuf, source: io::Error },
+    #[error("failed to create an idmapped mount of {path} (filesystem magic {fstype}): {source}")]
+    NoIdmappedMount { path: PathBuf, fstype: String, source: io::Error },
 }
 
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::NotBtrfs { .. } => Some("use --storage overlay or --storage dir".into()),
+            Error::InMerged { source, .. } => source.hint(),
+            Error::NoIdmappedMount { .. } => Some(
+                "idmapped mounts need Linux 5.12 or later and a filesystem that supports them (ext4, xfs, btrfs, \
+                 tmpfs); or create the container with --privileged"
+                    .into(),
+            ),
             Error::Overlay { .. } => Some(
                 "overlayfs needs Linux 5.19 or later for unprivileged containers; or create with --storage dir".into(),
             ),
@@ -143,16 +156,16 @@ pub fn root_mount(
     layers: Option<&Layers>,
     userns: Option<overlay::Userns<'_>>,
     scratch: &Path,
-) -> Result<OwnedFd, String> {
+) -> Result<OwnedFd, Error> {
     if let Some(layers) = layers {
-        return overlay::mount(layers, userns, scratch, true).map_err(|e| e.to_string());
+        return overlay::mount(layers, userns, scratch, true);
     }
     let tree = rustix::mount::open_tree(
         rustix::fs::CWD,
         rootfs,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
     )
-    .map_err(|e| format!("failed to open the root filesystem {}: {e}", rootfs.display()))?;
+    .map_err(|e| Error::OpenRoot { path: rootfs.to_path_buf(), source: e.into() })?;
     if let Some(userns) = userns {
         idmap(&tree, userns.fd).map_err(|e| idmap_error(rootfs, e))?;
     }
@@ -164,12 +177,7 @@ pub(crate) fn idmap(tree: &OwnedFd, userns: BorrowedFd<'_>) -> io::Result<()> {
     sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_IDMAP | sys::MOUNT_ATTR_NODEV, 0, Some(userns))
 }
 
-pub(crate) fn idmap_error(path: &Path, e: io::Error) -> String {
+pub(crate) fn idmap_error(path: &Path, source: io::Error) -> Error {
     let fstype = rustix::fs::statfs(path).map(|s| format!("{:#x}", s.f_type)).unwrap_or_else(|_| "unknown".into());
-    format!(
-        "failed to create an idmapped mount of {} (filesystem magic {fstype}): {e}; \
-         idmapped mounts need Linux 5.12 or later and a filesystem that supports them \
-         (ext4, xfs, btrfs, tmpfs); or create the container with --privileged",
-        path.display()
-    )
+    Error::NoIdmappedMount { path: path.to_path_buf(), fstype, source }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use super::{Error, Layers, idmap, idmap_error};
+use crate::runtime::wire::{Kind, WireError};
 use crate::sys::{self, Forked};
 
 /// An overlay of `layers` as a detached mount. With `userns`, each layer is first
@@ -34,7 +35,7 @@ pub fn mount(layers: &Layers, userns: Option<Userns<'_>>, scratch: &Path, nodev:
                     OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
                 )
                 .map_err(|e| fail(format!("failed to open {}: {e}", src.display())))?;
-                idmap(&tree, userns).map_err(|e| fail(idmap_error(src, e)))?;
+                idmap(&tree, userns).map_err(|e| idmap_error(src, e))?;
                 rustix::mount::move_mount(&tree, "", rustix::fs::CWD, &at, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                     .map_err(|e| fail(format!("failed to attach {} at {}: {e}", src.display(), at.display())))?;
                 attached.0.push(at.clone());
@@ -90,27 +91,34 @@ impl Drop for Attachments {
 /// Runs `f` on the merged view of `layers`, mounted at `target` in a short-lived child
 /// with its own mount namespace, so nothing is ever mounted on the host. Host root
 /// sees the layers' own ids; writes land in the upper layer as they would from inside.
-pub fn with_merged(layers: &Layers, target: &Path, f: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), Error> {
+pub fn with_merged<E: std::fmt::Display>(
+    layers: &Layers,
+    target: &Path,
+    f: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), Error> {
     let fail = |message: String| Error::Overlay { path: layers.rw.clone(), message };
     let (rd, wr) = nix::unistd::pipe().map_err(|e| fail(format!("failed to create a pipe: {e}")))?;
     let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
     match sys::clone3(libc::CLONE_NEWNS as u64).map_err(|e| fail(format!("failed to fork: {e}")))? {
         Forked::Child => {
             drop(rd);
+            let wire = |e: &dyn std::fmt::Display, hint: Option<String>| {
+                WireError::new(Kind::Storage, e.to_string()).with_hint(hint)
+            };
             let result = (|| {
                 let private = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
                 nix::mount::mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
-                    .map_err(|e| format!("failed to make mounts private: {e}"))?;
-                let m = mount(layers, None, target, false).map_err(|e| e.to_string())?;
+                    .map_err(|e| wire(&format!("failed to make mounts private: {e}"), None))?;
+                let m = mount(layers, None, target, false).map_err(|e| wire(&e, e.hint()))?;
                 rustix::mount::move_mount(&m, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-                    .map_err(|e| format!("failed to attach the overlay at {}: {e}", target.display()))?;
-                f(target)
+                    .map_err(|e| wire(&format!("failed to attach the overlay at {}: {e}", target.display()), None))?;
+                f(target).map_err(|e| wire(&e, None))
             })();
             let code = match result {
                 Ok(()) => 0,
-                Err(msg) => {
+                Err(e) => {
                     let mut wr = wr;
-                    let _ = wr.write_all(msg.as_bytes());
+                    let _ = wr.write_all(&e.to_json());
                     1
                 }
             };
@@ -118,13 +126,15 @@ pub fn with_merged(layers: &Layers, target: &Path, f: impl FnOnce(&Path) -> Resu
         }
         Forked::Parent { pid, pidfd } => {
             drop(wr);
-            let mut msg = String::new();
-            let _ = rd.read_to_string(&mut msg);
+            let mut msg = Vec::new();
+            let _ = rd.read_to_end(&mut msg);
             let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             drop(pidfd);
             match status {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-                _ if !msg.is_empty() => Err(fail(msg)),
+                _ if !msg.is_empty() => {
+                    Err(Error::InMerged { path: layers.rw.clone(), source: WireError::from_json(&msg) })
+                }
                 other => Err(fail(format!("the helper process ended unexpectedly: {other:?}"))),
             }
         }

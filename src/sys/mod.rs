@@ -11,6 +11,106 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("failed to {action}: {source}")]
+    Call { action: String, source: io::Error },
+    #[error("failed to {action}: this process runs {threads} threads, and it must run one")]
+    NotSingleThreaded { action: &'static str, threads: usize },
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            // A bug in hutch, not something the user did: say where to look.
+            Error::NotSingleThreaded { .. } => {
+                Some("this is a bug in hutch (something started a thread before a fork); please report it".into())
+            }
+            Error::Call { .. } => None,
+        }
+    }
+}
+
+fn call(action: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> Error {
+    let action = action.into();
+    move |e| Error::Call { action, source: e.into() }
+}
+
+/// Counts this process's threads (the `Threads:` line of /proc/self/status). The file
+/// is opened once and re-read on each count, so a count still works after `setns`
+/// into another mount namespace, whose /proc does not show this process.
+pub struct ThreadCounter(std::fs::File);
+
+impl ThreadCounter {
+    pub fn open() -> io::Result<ThreadCounter> {
+        std::fs::File::open("/proc/self/status").map(ThreadCounter)
+    }
+
+    pub fn count(&self) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut text = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.0.read_at(&mut buf, text.len() as u64)?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "/proc/self/status has no Threads: line"))
+    }
+
+    /// Checks, right before a fork or clone, the premise of every `unsafe` fork here:
+    /// this process has one thread, so the child (a copy of this thread alone) holds
+    /// no lock another thread held, and namespace flags such as `CLONE_NEWUSER` work.
+    ///
+    /// A thread that was just joined may still be counted for a moment (the kernel
+    /// wakes the joiner before it has finished the thread's exit), so a count above
+    /// one is looked at again for a few milliseconds before it is refused.
+    pub fn require_single(&self, action: &'static str) -> Result<(), Error> {
+        let counting = |source| Error::Call { action: format!("{action} (counting this process's threads)"), source };
+        let mut threads = self.count().map_err(counting)?;
+        for _ in 0..20 {
+            if threads == 1 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            threads = self.count().map_err(counting)?;
+        }
+        if threads == 1 { Ok(()) } else { Err(Error::NotSingleThreaded { action, threads }) }
+    }
+
+    /// `fork(2)` once `require_single` passes.
+    pub fn fork(&self, action: &'static str) -> Result<nix::unistd::ForkResult, Error> {
+        self.require_single(action)?;
+        // SAFETY: this process has exactly one thread (checked just above, and nothing
+        // between the check and the fork starts one), so the child is a complete copy
+        // of its only thread and may run arbitrary code until it execs or exits.
+        unsafe { nix::unistd::fork() }.map_err(call(action))
+    }
+}
+
+/// `ThreadCounter::require_single` with a counter of its own.
+pub fn require_single_thread(action: &'static str) -> Result<(), Error> {
+    let counter = ThreadCounter::open()
+        .map_err(|source| Error::Call { action: format!("{action} (counting this process's threads)"), source })?;
+    counter.require_single(action)
+}
+
+/// `fork(2)` after checking that this process is single-threaded; `action` names the
+/// fork in errors ("start the exec helper").
+pub fn fork_single(action: &'static str) -> Result<nix::unistd::ForkResult, Error> {
+    ThreadCounter::open()
+        .map_err(|source| Error::Call { action: format!("{action} (counting this process's threads)"), source })?
+        .fork(action)
+}
+
 /// `struct clone_args` from `<linux/sched.h>` (version 2, 88 bytes).
 #[repr(C)]
 #[derive(Default)]
@@ -42,7 +142,9 @@ pub enum Forked {
 /// signal and wait for the child without pid-reuse races. Must be called from a
 /// single-threaded process (namespace flags such as `CLONE_NEWUSER` require it, and
 /// the child only has this thread).
-pub fn clone3(flags: u64) -> io::Result<Forked> {
+pub fn clone3(flags: u64) -> Result<Forked, Error> {
+    const ACTION: &str = "create the container's namespaces (clone3)";
+    require_single_thread(ACTION)?;
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -53,10 +155,10 @@ pub fn clone3(flags: u64) -> io::Result<Forked> {
     // SAFETY: `args` is a valid, fully initialised clone_args of the size we pass; the
     // pidfd pointer stays valid for the duration of the call. With no stack given the
     // kernel duplicates the calling thread like fork(), which is sound in a
-    // single-threaded process (documented requirement of this function).
+    // single-threaded process (checked just above).
     let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match ret {
-        -1 => Err(io::Error::last_os_error()),
+        -1 => Err(Error::Call { action: ACTION.into(), source: io::Error::last_os_error() }),
         0 => Ok(Forked::Child),
         pid => {
             // SAFETY: on success the kernel stored a new, owned pidfd in `pidfd`.
@@ -176,9 +278,10 @@ pub fn capbset_drop(cap: u32) -> io::Result<()> {
 }
 
 /// Drops each capability in `caps` from the bounding set (named for the error).
-pub fn drop_bounding(caps: &[(&str, u32)]) -> Result<(), String> {
+pub fn drop_bounding(caps: &[(&str, u32)]) -> Result<(), Error> {
     for (name, cap) in caps {
-        capbset_drop(*cap).map_err(|e| format!("failed to drop {name} from the bounding set: {e}"))?;
+        capbset_drop(*cap)
+            .map_err(|source| Error::Call { action: format!("drop {name} from the bounding set"), source })?;
     }
     Ok(())
 }
@@ -228,15 +331,14 @@ pub fn release_startup_code() -> usize {
 
 /// Blocks `signals` for this thread and returns a non-blocking, close-on-exec
 /// signalfd that delivers them instead (for a poll loop).
-pub fn signalfd(signals: &[nix::sys::signal::Signal]) -> Result<nix::sys::signalfd::SignalFd, String> {
+pub fn signalfd(signals: &[nix::sys::signal::Signal]) -> Result<nix::sys::signalfd::SignalFd, Error> {
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     let mut mask = nix::sys::signal::SigSet::empty();
     for s in signals {
         mask.add(*s);
     }
-    mask.thread_block().map_err(|e| format!("failed to block signals: {e}"))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("failed to create a signalfd: {e}"))
+    mask.thread_block().map_err(call("block signals"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map_err(call("create a signalfd"))
 }
 
 /// Adds `O_NONBLOCK` to an open descriptor.
@@ -248,12 +350,10 @@ pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
 
 /// Unshares the mount namespace (and the namespaces in `also`), then makes every
 /// mount in the new copy private, so nothing mounted from now on propagates anywhere.
-pub fn unshare_private_mounts(also: nix::sched::CloneFlags) -> Result<(), String> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | also)
-        .map_err(|e| format!("failed to create a mount namespace: {e}"))?;
+pub fn unshare_private_mounts(also: nix::sched::CloneFlags) -> Result<(), Error> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS | also).map_err(call("create a mount namespace"))?;
     let flags = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
-    nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-        .map_err(|e| format!("failed to make mounts private: {e}"))
+    nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(call("make mounts private"))
 }
 
 /// Brings the loopback interface of the caller's network namespace up. A new network
@@ -537,6 +637,46 @@ pub fn openat2<Fd: AsFd, P: rustix::path::Arg + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forks_refuse_a_multi_threaded_process() {
+        // The test harness runs threads of its own: decide in a forked child, which
+        // has one thread (it only allocates and reads /proc, which glibc allows).
+        // SAFETY: the child runs only the checks below and leaves through _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let alone = require_single_thread("fork alone").is_ok();
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let t = std::thread::spawn(move || rx.recv());
+                let refused = matches!(
+                    require_single_thread("fork beside a thread"),
+                    Err(Error::NotSingleThreaded { threads: 2, .. })
+                );
+                let cloned = matches!(clone3(0), Err(Error::NotSingleThreaded { .. }));
+                let forked = matches!(fork_single("fork"), Err(Error::NotSingleThreaded { .. }));
+                drop(tx);
+                let _ = t.join();
+                let code = if !alone {
+                    1
+                } else if !refused {
+                    2
+                } else if !cloned {
+                    3
+                } else if !forked {
+                    4
+                } else {
+                    0
+                };
+                exit_now(code)
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0), "see the codes in the child");
+            }
+        }
+        let e = Error::NotSingleThreaded { action: "start the exec helper", threads: 3 };
+        assert_eq!(e.to_string(), "failed to start the exec helper: this process runs 3 threads, and it must run one");
+    }
 
     #[test]
     fn start_time_parses_after_the_last_paren() {

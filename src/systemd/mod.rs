@@ -38,8 +38,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::cgroup::{ContainerCgroup, Layout};
 use crate::base::paths::Paths;
+use crate::cgroup::{ContainerCgroup, Layout};
+pub use bus::{BusError, Fault};
 
 /// The slice containers' scopes go in (systemd's own for VMs and containers).
 pub const SLICE: &str = "machine.slice";
@@ -56,11 +57,13 @@ const BUS_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("failed to {action}: {message}")]
-    Systemd { action: String, message: String },
+    Systemd { action: String, message: BusError },
     #[error("failed to {action}: {message}")]
-    Machined { action: String, message: String },
+    Machined { action: String, message: BusError },
     #[error("failed to keep unit {unit} for the container: {message}")]
     KeepUnit { unit: String, message: String },
+    #[error("failed to find the monitor's own cgroup in /proc/self/cgroup: {source}")]
+    OwnCgroup { source: io::Error },
     #[error("failed to move the processes of {unit} into {path}: {source}")]
     Cgroup { unit: String, path: PathBuf, source: io::Error },
 }
@@ -70,7 +73,7 @@ impl Error {
         match self {
             Error::Systemd { .. } => Some("check systemd's D-Bus API with `busctl status org.freedesktop.systemd1`".into()),
             // The bus knows no org.freedesktop.machine1: machined is not installed.
-            Error::Machined { message, .. } if message.contains("ServiceUnknown") => Some(
+            Error::Machined { message, .. } if message.fault == Fault::ServiceUnknown => Some(
                 "install systemd-container (systemd-machined); containers run without it, but `machinectl` does not list them"
                     .into(),
             ),
@@ -78,7 +81,7 @@ impl Error {
             Error::KeepUnit { .. } => Some(format!(
                 "{KEEP_UNIT_ENV}=1 is for units with Delegate=yes, such as hutch@.service; unset it to give the container a scope of its own"
             )),
-            Error::Cgroup { .. } => None,
+            Error::Cgroup { .. } | Error::OwnCgroup { .. } => None,
         }
     }
 }
@@ -109,7 +112,7 @@ pub fn machine_name(paths: &Paths, name: &str) -> Option<String> {
 /// its start job has finished.
 pub fn start_scope(unit: &str, pid: i32, slice: &str, description: &str) -> Result<(), Error> {
     let fail = |message| Error::Systemd { action: format!("start systemd scope {unit}"), message };
-    let pid = u32::try_from(pid).map_err(|_| fail(format!("bad pid {pid}")))?;
+    let pid = u32::try_from(pid).map_err(|_| fail(format!("bad pid {pid}").into()))?;
     helper::run(BUS_TIMEOUT, || zbus::block_on(bus::start_scope(unit, pid, slice, description))).map_err(fail)
 }
 
@@ -123,7 +126,7 @@ pub fn unit_delegates(unit: &str) -> Result<bool, Error> {
 /// `hutch`). machined finds its unit from the leader's cgroup.
 pub fn register_machine(name: &str, leader: i32, root_directory: &Path) -> Result<(), Error> {
     let fail = |message| Error::Machined { action: format!("register machine {name} with systemd-machined"), message };
-    let leader = u32::try_from(leader).map_err(|_| fail(format!("bad pid {leader}")))?;
+    let leader = u32::try_from(leader).map_err(|_| fail(format!("bad pid {leader}").into()))?;
     let root = root_directory.to_str().ok_or_else(|| fail("the root directory is not UTF-8".into()))?;
     helper::run(BUS_TIMEOUT, || zbus::block_on(bus::register_machine(name, leader, root))).map_err(fail)
 }
@@ -165,7 +168,7 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
     }
     let machine = machine_name(paths, name);
     let (unit, cgroup) = if keep_unit {
-        let cgroup = own_cgroup().map_err(|message| Error::KeepUnit { unit: "?".into(), message })?;
+        let cgroup = own_cgroup()?;
         let unit = cgroup.rsplit('/').next().unwrap_or_default().to_string();
         let keep = |message: String| Error::KeepUnit { unit: unit.clone(), message };
         if !(unit.ends_with(".service") || unit.ends_with(".scope")) {
@@ -178,11 +181,11 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
     } else {
         let unit = scope_name(paths, name);
         start_scope(&unit, std::process::id() as i32, SLICE, &format!("hutch container {name}"))?;
-        let cgroup = own_cgroup().map_err(|message| Error::Systemd { action: format!("start {unit}"), message })?;
+        let cgroup = own_cgroup()?;
         if !cgroup.ends_with(&format!("/{unit}")) {
             return Err(Error::Systemd {
                 action: format!("start {unit}"),
-                message: format!("the monitor is in /{cgroup} afterwards, not in the new scope"),
+                message: format!("the monitor is in /{cgroup} afterwards, not in the new scope").into(),
             });
         }
         (unit, cgroup)
@@ -197,10 +200,11 @@ pub fn enter(paths: &Paths, name: &str, layout: &Layout, keep_unit: bool) -> Res
 }
 
 /// This process's cgroup2 path (no leading slash), from /proc/self/cgroup.
-fn own_cgroup() -> Result<String, String> {
-    let text =
-        std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("could not read /proc/self/cgroup: {e}"))?;
-    parse_own_cgroup(&text).ok_or_else(|| "/proc/self/cgroup names no cgroup2 path".into())
+fn own_cgroup() -> Result<String, Error> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").map_err(|source| Error::OwnCgroup { source })?;
+    parse_own_cgroup(&text).ok_or_else(|| Error::OwnCgroup {
+        source: io::Error::new(io::ErrorKind::InvalidData, "it names no cgroup2 path"),
+    })
 }
 
 fn parse_own_cgroup(text: &str) -> Option<String> {
