@@ -89,7 +89,7 @@ fn read_request(stream: UnixStream) -> Option<(Request, UnixStream)> {
         }
         Ok(None) => return None,
         Err(proto::Error::Version { theirs }) => {
-            mlog!("refused a request in protocol {theirs} (this monitor speaks {})", proto::PROTOCOL);
+            tracing::warn!("refused a request in protocol {theirs} (this monitor speaks {})", proto::PROTOCOL);
             proto::version_refusal(theirs)
         }
         Err(e) => Response::fail(WireError::new(Kind::Request, format!("bad request: {e}"))),

@@ -12,13 +12,6 @@
 //! `launch` (clone to exec of init), `console`, and `proto` (the versioned wire
 //! format); failures are `error::Error`, sent to the CLI as a `WireError`.
 
-macro_rules! mlog {
-    ($($arg:tt)*) => {{
-        let ms = $crate::base::fsutil::now_ms();
-        eprintln!("[{}.{:03}] {}", ms / 1000, ms % 1000, format!($($arg)*));
-    }};
-}
-
 pub mod console;
 mod control;
 pub mod error;
@@ -65,7 +58,7 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
     let _ = std::env::set_current_dir("/");
     launch::hold_start_lock();
     let status = status.map(File::from);
-    mlog!("monitor {} starting for {name}", std::process::id());
+    tracing::info!("monitor {} starting for {name}", std::process::id());
     let set_up = launch::private_mount_namespace().map_err(Error::from).and_then(|()| Monitor::setup(&paths, &name));
     let mut m = match set_up {
         Ok(m) => m,
@@ -82,8 +75,8 @@ pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
 
 fn log_failure(what: &str, e: &WireError) {
     match &e.hint {
-        Some(h) => mlog!("{what}: {e} (hint: {h})"),
-        None => mlog!("{what}: {e}"),
+        Some(h) => tracing::warn!("{what}: {e} (hint: {h})"),
+        None => tracing::warn!("{what}: {e}"),
     }
 }
 
@@ -142,15 +135,15 @@ impl Monitor {
             self.cleanup_cgroup();
             match ended {
                 Ended::Reboot => {
-                    mlog!("init rebooted the container; booting again");
+                    tracing::info!("init rebooted the container; booting again");
                     // Pick up configuration changes made since the last boot.
                     match Config::load(&self.paths.config(&self.name)) {
                         Ok(c) => self.config = c,
-                        Err(e) => mlog!("keeping the previous configuration: {e}"),
+                        Err(e) => tracing::warn!("keeping the previous configuration: {e}"),
                     }
                 }
                 Ended::Final(exit) => {
-                    mlog!("container ended: {}", exit.detail);
+                    tracing::info!("container ended: {}", exit.detail);
                     self.finish(exit);
                     return 0;
                 }
@@ -160,7 +153,7 @@ impl Monitor {
 
     fn save_state(&self) {
         if let Err(e) = self.state.save(&self.paths.state_file(&self.name)) {
-            mlog!("failed to write the runtime state: {e}");
+            tracing::error!("failed to write the runtime state: {e}");
         }
     }
 
@@ -202,7 +195,7 @@ impl Monitor {
         self.cgroup.create(&self.layout, self.idmap.map(|m| (m.uid, m.gid)))?;
         // Limits before anything runs in the cgroup.
         for w in crate::cgroup::limits::enforce(&self.config.limits, &self.layout, &self.cgroup)? {
-            mlog!("limits: {w}");
+            tracing::warn!("limits: {w}");
         }
 
         let spec = self.child_spec()?;
@@ -213,7 +206,7 @@ impl Monitor {
                 .map_err(Error::from)
         };
         let launched = launch::launch(&spec, self.idmap, &self.cgroup, &plug)?;
-        mlog!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
+        tracing::info!("init {} running (pid {})", self.config.init.command.join(" "), launched.init.pid);
         let pid = launched.init.pid;
         self.register_machine(pid);
         self.state.init = Some(launched.init);
@@ -283,7 +276,7 @@ impl Monitor {
 
     fn announce_ready(&mut self) {
         let boot_ms = self.boot_began.elapsed().as_millis() as u64;
-        mlog!("container ready after {boot_ms} ms");
+        tracing::info!("container ready after {boot_ms} ms");
         self.event(Event::Ready { boot_ms });
         // The start-up code (config parsing, the clone sequence, readiness) is not
         // needed until the next boot: let its pages go.
@@ -317,7 +310,7 @@ impl Monitor {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
-                    mlog!("poll failed: {e}");
+                    tracing::error!("poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
@@ -365,11 +358,11 @@ impl Monitor {
             Ok(WaitStatus::StillAlive) => return None,
             Ok(s) => s,
             Err(e) => {
-                mlog!("waitpid({pid}) failed: {e}");
+                tracing::error!("waitpid({pid}) failed: {e}");
                 return None;
             }
         };
-        mlog!("init exited: {status:?}");
+        tracing::debug!("init exited: {status:?}");
         let end = match status {
             WaitStatus::Exited(_, code) => exit::InitEnd::Exited(code),
             WaitStatus::Signaled(_, sig, _) => exit::InitEnd::Signaled(sig as i32),
@@ -388,17 +381,17 @@ impl Monitor {
     fn cleanup_cgroup(&mut self) {
         self.unregister_machine();
         for p in crate::network::attach::unplug(&self.paths, &self.name, &self.config) {
-            mlog!("network cleanup: {p}");
+            tracing::warn!("network cleanup: {p}");
         }
         if !self.cgroup.wait_empty(Duration::from_secs(3)) {
-            mlog!("processes remain after init exited; killing them");
+            tracing::warn!("processes remain after init exited; killing them");
             self.cgroup.kill();
             if !self.cgroup.wait_empty(Duration::from_secs(10)) {
-                mlog!("processes remain in {}: {:?}", self.cgroup.unified.display(), self.cgroup.pids());
+                tracing::warn!("processes remain in {}: {:?}", self.cgroup.unified.display(), self.cgroup.pids());
             }
         }
         if let Err(e) = self.cgroup.remove() {
-            mlog!("{e}");
+            tracing::warn!("{e}");
         }
     }
 
@@ -406,10 +399,10 @@ impl Monitor {
     /// answer everyone waiting for the stop.
     fn finish(&mut self, exit: LastExit) {
         if let Err(e) = exit.save(&self.paths.last_exit(&self.name)) {
-            mlog!("failed to record how the container ended: {e}");
+            tracing::error!("failed to record how the container ended: {e}");
         }
         if let Err(e) = fsutil::remove_tree_atomically(&self.paths.runtime(&self.name)) {
-            mlog!("failed to remove {}: {e}", self.paths.runtime(&self.name).display());
+            tracing::warn!("failed to remove {}: {e}", self.paths.runtime(&self.name).display());
         }
         if let Some(stop) = self.stop.take() {
             for mut w in stop.waiters {
@@ -419,7 +412,7 @@ impl Monitor {
                 let _ = w.flush();
             }
         }
-        mlog!("monitor {} exiting", std::process::id());
+        tracing::info!("monitor {} exiting", std::process::id());
     }
 }
 

@@ -138,14 +138,14 @@ fn systemd_placement(paths: &Paths, name: &str, layout: &Layout) -> Result<Optio
     let keep_unit = std::env::var_os(crate::systemd::KEEP_UNIT_ENV).is_some_and(|v| v == "1");
     match crate::systemd::enter(paths, name, layout, keep_unit) {
         Ok(Some(p)) => {
-            mlog!("systemd: in unit {} (cgroup /{}); the container goes in its leaf payload", p.unit, p.cgroup);
+            tracing::info!("systemd: in unit {} (cgroup /{}); the container goes in its leaf payload", p.unit, p.cgroup);
             Ok(Some(p))
         }
         Ok(None) => Ok(None),
         Err(e) if keep_unit => Err(e.into()),
         Err(e) => {
             let hint = e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default();
-            mlog!("{e}{hint}; managing cgroupfs directly instead");
+            tracing::warn!("{e}{hint}; managing cgroupfs directly instead");
             Ok(None)
         }
     }
@@ -169,10 +169,10 @@ impl Monitor {
         let rootfs = self.config.rootfs_path(&self.paths.container(&self.name));
         match crate::systemd::register_machine(&machine, leader, &rootfs) {
             Ok(()) => {
-                mlog!("registered machine {machine} with systemd-machined");
+                tracing::info!("registered machine {machine} with systemd-machined");
                 self.machine_registered = true;
             }
-            Err(e) => mlog!("{e}{}", e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
+            Err(e) => tracing::warn!("{e}{}", e.hint().map(|h| format!(" (hint: {h})")).unwrap_or_default()),
         }
     }
 
@@ -184,7 +184,7 @@ impl Monitor {
         }
         let Some(machine) = self.systemd.as_ref().and_then(|p| p.machine.clone()) else { return };
         if let Err(e) = crate::systemd::unregister_machine(&machine) {
-            mlog!("{e}");
+            tracing::warn!("{e}");
         }
     }
 }

@@ -29,7 +29,7 @@ impl Monitor {
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = info.ssi_signo as i32;
             if sig == libc::SIGTERM || sig == libc::SIGINT {
-                mlog!("received {}; stopping the container", crate::base::signal::name(sig));
+                tracing::info!("received {}; stopping the container", crate::base::signal::name(sig));
                 let timeout = self.config.init.stop_timeout;
                 self.begin_stop(timeout, false, None);
             }
@@ -42,7 +42,7 @@ impl Monitor {
             self.stop.get_or_insert(Stop { deadline: None, timeout_s, killed: false, forced: false, waiters: vec![] });
         stop.waiters.extend(waiter);
         if force && !stop.killed {
-            mlog!("forced stop: killing every process in the container");
+            tracing::info!("forced stop: killing every process in the container");
             stop.killed = true;
             stop.forced = true;
             stop.deadline = None;
@@ -52,12 +52,12 @@ impl Monitor {
             match stop.deadline {
                 None => {
                     let sig = self.config.halt_signal();
-                    mlog!(
+                    tracing::info!(
                         "sending {} to init; killing in {timeout_s} s if it has not stopped",
                         crate::base::signal::name(sig)
                     );
                     if let Err(e) = crate::sys::pidfd_send_signal(init.pidfd.as_fd(), sig) {
-                        mlog!("failed to signal init: {e}");
+                        tracing::warn!("failed to signal init: {e}");
                     }
                     stop.deadline = Some(new_deadline);
                     stop.timeout_s = timeout_s;
@@ -78,7 +78,7 @@ impl Monitor {
     pub(super) fn check_deadline(&mut self) {
         let Some(stop) = &mut self.stop else { return };
         if stop.deadline.is_some_and(|d| Instant::now() >= d) {
-            mlog!("init did not stop within {} s; killing every process in the container", stop.timeout_s);
+            tracing::warn!("init did not stop within {} s; killing every process in the container", stop.timeout_s);
             stop.deadline = None;
             stop.killed = true;
             self.cgroup.kill();
