@@ -38,6 +38,10 @@ pub enum Error {
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::UnknownKey { key } if key.starts_with("limits.io") => Some(
+                "per-device I/O limits are [[limits.io]] tables (device, read_bps, write_bps, read_iops, write_iops): edit the config file"
+                    .into(),
+            ),
             Error::UnknownKey { .. } => {
                 let limits = crate::cgroup::limits::KEYS.iter().map(|(k, _)| *k);
                 Some(format!(

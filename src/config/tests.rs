@@ -120,3 +120,11 @@ fn set_refuses_bad_values_before_anything_is_written() {
     assert!(matches!(set(p(), GOOD, "bogus", "1"), Err(Error::UnknownKey { .. })));
     assert!(matches!(set(p(), GOOD, "schema", "2"), Err(Error::UnknownKey { .. })));
 }
+
+#[test]
+fn unknown_limits_keys_list_the_known_ones_and_point_at_limits_io() {
+    let e = set(p(), GOOD, "limits.memroy", "1G").unwrap_err();
+    assert!(e.hint().unwrap().contains("limits.memory, limits.memory_swap"), "{:?}", e.hint());
+    let e = set(p(), GOOD, "limits.io", "x").unwrap_err();
+    assert!(e.hint().unwrap().contains("[[limits.io]]"), "{:?}", e.hint());
+}
