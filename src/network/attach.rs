@@ -8,8 +8,8 @@ use super::addr;
 use super::link::Netlink;
 use super::net::{self, Network};
 use super::{Error, nft};
-use crate::config::{Config, Nic};
 use crate::base::paths::Paths;
+use crate::config::{Config, Nic};
 
 /// A new NIC on `network`, with a fresh stable MAC.
 pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
@@ -17,8 +17,8 @@ pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
     Nic {
         network: network.into(),
         name: name.into(),
-        mac: addr::format_mac(&addr::mac_for(&seed)),
-        ipv4: "auto".into(),
+        mac: addr::Mac(addr::mac_for(&seed)),
+        ipv4: addr::Ipv4Mode::Auto,
         ipv4_address: None,
     }
 }
@@ -38,7 +38,7 @@ pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(
         }
         let result = net::ensure(paths, &nics[i].network).and_then(|n| net::reserve(paths, &n, container, &nics[i]));
         match result {
-            Ok(ip) => nics[i].ipv4_address = Some(ip.to_string()),
+            Ok(ip) => nics[i].ipv4_address = Some(ip),
             Err(e) => {
                 release_all(paths, container, &nics[..i]);
                 return Err(e);
@@ -119,11 +119,7 @@ pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result
                 nl.delete(name)?;
             }
         }
-        let mac = addr::parse_mac(&nic.mac).map_err(|e| Error::BadAddress {
-            address: nic.mac.clone(),
-            network: n.name.clone(),
-            message: e.to_string(),
-        })?;
+        let mac = nic.mac.0;
         let (h, p) = nl.create_veth(&host, &peer, mac)?;
         let plugged = nl
             .set_master(h.index, bridge.index)
@@ -187,8 +183,8 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
         .ports
         .iter()
         .map(|p| nft::Port {
-            proto: if p.proto == "udp" { nft::Proto::Udp } else { nft::Proto::Tcp },
-            host_ip: p.host_ip.as_deref().and_then(|s| s.parse().ok()),
+            proto: p.proto,
+            host_ip: p.host_ip,
             host_port: p.host_port,
             dest,
             dest_port: p.container_port,
@@ -216,7 +212,7 @@ pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
 /// The address reserved for `nic` of `container`.
 pub fn reserved(paths: &Paths, container: &str, nic: &Nic) -> Result<Option<Ipv4Addr>, Error> {
     let r = net::load_reservations(paths, &nic.network)?;
-    Ok(r.list.iter().find(|x| x.container == container && x.nic == nic.name).and_then(|x| x.ipv4.parse().ok()))
+    Ok(r.list.iter().find(|x| x.container == container && x.nic == nic.name).map(|x| x.ipv4))
 }
 
 /// What `list` and `info` show of a NIC.
@@ -247,7 +243,7 @@ pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
             NicInfo {
                 name: nic.name.clone(),
                 network: nic.network.clone(),
-                mac: nic.mac.clone(),
+                mac: nic.mac.to_string(),
                 ipv4: reserved(paths, container, nic).ok().flatten().map(|a| a.to_string()),
                 ipv6: network.as_ref().and_then(|n| slaac(n, &nic.mac)).map(|a| a.to_string()),
                 rx_bytes: stat("tx_bytes"),
@@ -259,9 +255,9 @@ pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
 }
 
 /// The SLAAC (EUI-64) address a NIC takes from its network's IPv6 prefix.
-fn slaac(n: &Network, mac: &str) -> Option<Ipv6Addr> {
+fn slaac(n: &Network, mac: &addr::Mac) -> Option<Ipv6Addr> {
     let v6 = n.v6()?;
-    let m = addr::parse_mac(mac).ok()?;
+    let m = mac.0;
     let mut o = v6.network.octets();
     o[8..16].copy_from_slice(&[m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]);
     Some(Ipv6Addr::from(o))

@@ -90,7 +90,7 @@ pub fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
             return Ok((
                 Init {
                     command: vec![cand.to_string()],
-                    halt_signal: kind.halt_signal.into(),
+                    halt_signal: kind.halt_signal.parse().expect("INIT_KINDS names valid signals"),
                     ready: kind.ready,
                     stop_timeout: 30,
                 },

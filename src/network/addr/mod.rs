@@ -45,6 +45,8 @@ pub enum Error {
     Mac { input: String, problem: &'static str },
     #[error("failed to use interface name {name:?}: {problem}")]
     Ifname { name: String, problem: &'static str },
+    #[error("failed to parse {input:?} as a NIC's IPv4 address: expected \"auto\" or an IPv4 address")]
+    Ipv4Mode { input: String },
 }
 
 impl Error {
@@ -66,6 +68,7 @@ impl Error {
             Error::Mac { .. } => {
                 Some("write six colon-separated hex bytes of a unicast address, e.g. 00:16:3e:12:34:56".into())
             }
+            Error::Ipv4Mode { .. } => None,
             Error::Ifname { .. } => Some(format!(
                 "interface names are 1-{IFNAME_MAX} bytes without '/', ':' or whitespace; hutch's own use only a-z, A-Z, 0-9, '.', '_' and '-'"
             )),
@@ -418,6 +421,87 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], Error> {
         return Err(fail("it is all zero"));
     }
     Ok(mac)
+}
+
+/// A MAC address, checked by [`parse_mac`]; written as [`format_mac`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_mac(&self.0))
+    }
+}
+
+impl FromStr for Mac {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Mac, Error> {
+        parse_mac(s).map(Mac)
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a NIC gets its IPv4 address: `"auto"` (a reservation from the network's pool)
+/// or a fixed address in the network's subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Ipv4Mode {
+    #[default]
+    Auto,
+    Fixed(Ipv4Addr),
+}
+
+impl Ipv4Mode {
+    /// The fixed address asked for, if any.
+    pub fn fixed(&self) -> Option<Ipv4Addr> {
+        match self {
+            Ipv4Mode::Auto => None,
+            Ipv4Mode::Fixed(ip) => Some(*ip),
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ipv4Mode::Auto => f.write_str("auto"),
+            Ipv4Mode::Fixed(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl FromStr for Ipv4Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ipv4Mode, Error> {
+        match s {
+            "auto" => Ok(Ipv4Mode::Auto),
+            _ => s.parse().map(Ipv4Mode::Fixed).map_err(|_| Error::Ipv4Mode { input: s.to_string() }),
+        }
+    }
+}
+
+impl Serialize for Ipv4Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ipv4Mode, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn plain_ifname_char(b: u8) -> bool {

@@ -128,17 +128,8 @@ pub(super) fn write_dns_files(paths: &Paths, net: &Network) -> Result<(), Error>
     fsutil::ensure_dir(&run, 0o755).map_err(io("create", &run))?;
     let f = dns_files(paths, &net.name);
     let r = load_reservations(paths, &net.name)?;
-    let rs: Vec<dnsmasq::Reservation> = r
-        .list
-        .iter()
-        .filter_map(|x| {
-            Some(dnsmasq::Reservation {
-                mac: addr::parse_mac(&x.mac).ok()?,
-                ipv4: x.ipv4.parse().ok()?,
-                name: x.container.clone(),
-            })
-        })
-        .collect();
+    let rs: Vec<dnsmasq::Reservation> =
+        r.list.iter().map(|x| dnsmasq::Reservation { mac: x.mac.0, ipv4: x.ipv4, name: x.container.clone() }).collect();
     let conf = dnsmasq::render(&dnsmasq::Conf {
         bridge: &net.bridge,
         net: net.v4(),

@@ -9,7 +9,8 @@ use super::bringup::{dns_files, dnsmasq_pid, ensure_dnsmasq, reload_dnsmasq, sto
 use super::{Network, io, load, lock, reservations_file};
 use crate::base::fsutil;
 use crate::base::paths::Paths;
-use crate::network::{Error, addr};
+use crate::network::Error;
+use crate::network::addr::{self, Mac};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,8 +24,8 @@ pub struct Reservations {
 pub struct Reservation {
     pub container: String,
     pub nic: String,
-    pub mac: String,
-    pub ipv4: String,
+    pub mac: Mac,
+    pub ipv4: Ipv4Addr,
 }
 
 pub fn load_reservations(paths: &Paths, name: &str) -> Result<Reservations, Error> {
@@ -46,42 +47,30 @@ fn save_reservations(paths: &Paths, name: &str, r: &Reservations) -> Result<(), 
 pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::config::Nic) -> Result<Ipv4Addr, Error> {
     let _lock = lock(paths, &net.name)?;
     let mut r = load_reservations(paths, &net.name)?;
-    let fixed = match nic.ipv4.as_str() {
-        "auto" => None,
-        s => Some(s.parse::<Ipv4Addr>().map_err(|_| Error::BadAddress {
-            address: s.into(),
-            network: net.name.clone(),
-            message: "not an IPv4 address".into(),
-        })?),
-    };
-    if let Some(other) = r.list.iter().find(|x| x.mac.eq_ignore_ascii_case(&nic.mac) && x.container != container) {
+    let fixed = nic.ipv4.fixed();
+    if let Some(other) = r.list.iter().find(|x| x.mac == nic.mac && x.container != container) {
         return Err(Error::BadAddress {
-            address: nic.mac.clone(),
+            address: nic.mac.to_string(),
             network: net.name.clone(),
             message: format!("{} already uses this MAC", other.container),
         });
     }
     let mut forget = Vec::new();
     if let Some(mine) = r.list.iter().find(|x| x.container == container && x.nic == nic.name) {
-        let ip: Ipv4Addr = mine.ipv4.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
-        if fixed.is_none_or(|f| f == ip) && mine.mac.eq_ignore_ascii_case(&nic.mac) {
+        let ip = mine.ipv4;
+        if fixed.is_none_or(|f| f == ip) && mine.mac == nic.mac {
             return Ok(ip);
         }
         forget.push(mine.clone());
         r.list.retain(|x| !(x.container == container && x.nic == nic.name));
     }
-    let used: Vec<Ipv4Addr> = r.list.iter().filter_map(|x| x.ipv4.parse().ok()).collect();
+    let used: Vec<Ipv4Addr> = r.list.iter().map(|x| x.ipv4).collect();
     let ip = addr::allocate(&net.v4(), &used, fixed, &net.name).map_err(|e| {
         // Name the holder of a taken address.
-        let holder = fixed.and_then(|f| r.list.iter().find(|x| x.ipv4 == f.to_string())).map(|x| x.container.clone());
+        let holder = fixed.and_then(|f| r.list.iter().find(|x| x.ipv4 == f)).map(|x| x.container.clone());
         Error::Allocate { network: net.name.clone(), message: e.to_string(), holder, hint: e.hint() }
     })?;
-    r.list.push(Reservation {
-        container: container.into(),
-        nic: nic.name.clone(),
-        mac: nic.mac.clone(),
-        ipv4: ip.to_string(),
-    });
+    r.list.push(Reservation { container: container.into(), nic: nic.name.clone(), mac: nic.mac, ipv4: ip });
     save_reservations(paths, &net.name, &r)?;
     write_dns_files(paths, net)?;
     forget_leases(paths, net, &forget);
@@ -116,7 +105,7 @@ fn forget_leases(paths: &Paths, net: &Network, gone: &[Reservation]) {
     let drop_line = |l: &str| {
         let mut it = l.split_whitespace().skip(1);
         let (mac, ip) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-        gone.iter().any(|g| g.mac.eq_ignore_ascii_case(mac) || g.ipv4 == ip)
+        gone.iter().any(|g| g.mac.to_string().eq_ignore_ascii_case(mac) || g.ipv4.to_string() == ip)
     };
     if !text.lines().any(drop_line) {
         return;
