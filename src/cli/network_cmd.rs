@@ -52,7 +52,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                 n.bridge,
                 n.ipv4,
                 n.v4().gateway(),
-                n.ipv6.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),
+                n.ipv6.map(|v| format!(", {v}")).unwrap_or_default(),
                 if n.nat { ", NAT" } else { "" }
             );
         }
@@ -67,8 +67,8 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                             vec![
                                 v.network.name.clone(),
                                 v.network.bridge.clone(),
-                                v.network.ipv4.clone(),
-                                v.network.ipv6.clone().unwrap_or_else(|| "-".into()),
+                                v.network.ipv4.to_string(),
+                                v.network.ipv6.map_or_else(|| "-".into(), |v| v.to_string()),
                                 if v.network.nat { "yes".into() } else { "no".into() },
                                 v.containers.len().to_string(),
                                 if v.dnsmasq_pid.is_some() { "up".into() } else { "down".into() },
@@ -90,7 +90,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                     println!("Name:     {}", v.network.name);
                     println!("Bridge:   {}", v.network.bridge);
                     println!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
-                    println!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
+                    println!("IPv6:     {}", v.network.ipv6.map_or_else(|| "none".into(), |v| v.to_string()));
                     println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
                     println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
                     println!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));

@@ -31,10 +31,10 @@ pub struct Network {
     /// The bridge's interface name (15 characters at most).
     pub bridge: String,
     /// The IPv4 subnet, e.g. "10.42.7.0/24"; the bridge takes its first address.
-    pub ipv4: String,
+    pub ipv4: V4Net,
     /// An IPv6 /64 announced to containers (SLAAC), or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv6: Option<String>,
+    pub ipv6: Option<V6Net>,
     /// Masquerade traffic leaving the subnet.
     pub nat: bool,
     /// DNS names of containers are NAME.DOMAIN.
@@ -43,10 +43,10 @@ pub struct Network {
 
 impl Network {
     pub fn v4(&self) -> V4Net {
-        V4Net::parse(&self.ipv4).expect("validated when loaded")
+        self.ipv4
     }
     pub fn v6(&self) -> Option<V6Net> {
-        self.ipv6.as_deref().map(|s| V6Net::parse(s).expect("validated when loaded"))
+        self.ipv6
     }
     pub fn table(&self, paths: &Paths) -> String {
         format!("{}n-{}", prefix(paths), self.name)
@@ -115,10 +115,6 @@ pub fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
     }
     addr::validate_bridge_name(&net.bridge).map_err(|e| invalid(e.to_string()))?;
     super::dnsmasq::validate_domain(&net.domain).map_err(|e| invalid(e.to_string()))?;
-    V4Net::parse(&net.ipv4).map_err(|e| Error::Invalid { path: f.clone(), message: e.to_string() })?;
-    if let Some(v6) = &net.ipv6 {
-        V6Net::parse(v6).map_err(|e| Error::Invalid { path: f.clone(), message: e.to_string() })?;
-    }
     Ok(Some(net))
 }
 
@@ -184,10 +180,8 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
     let ipv6 = match opts.ipv6 {
         None | Some("none") => None,
         // A random ULA prefix, as RFC 4193 asks; stored in the network's file.
-        Some("auto") => Some(addr::ula_subnet(&crate::sys::random_hex128()).to_string()),
-        Some(s) => Some(
-            V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?.to_string(),
-        ),
+        Some("auto") => Some(addr::ula_subnet(&crate::sys::random_hex128())),
+        Some(s) => Some(V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?),
     };
     super::dnsmasq::validate_domain(opts.domain)
         .map_err(|e| Error::BadName { name: opts.domain.into(), message: e.to_string() })?;
@@ -195,8 +189,7 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
         "" if addr::validate_ifname(name).is_ok() => name.to_string(),
         scope => addr::ifname("hb-", &format!("{scope}{name}")),
     };
-    let net =
-        Network { name: name.into(), bridge, ipv4: v4.to_string(), ipv6, nat: opts.nat, domain: opts.domain.into() };
+    let net = Network { name: name.into(), bridge, ipv4: v4, ipv6, nat: opts.nat, domain: opts.domain.into() };
     fsutil::ensure_dir(&paths.networks(), 0o755).map_err(io("create", &paths.networks()))?;
     let text = toml::to_string(&net).expect("serialisable");
     let f = file(paths, name);
