@@ -108,13 +108,6 @@ impl Layout {
             Layout::Hybrid { unified, .. } => unified,
         }
     }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Layout::Unified { .. } => "cgroup2 (unified)",
-            Layout::Hybrid { .. } => "cgroup v1 + cgroup2 (hybrid)",
-        }
-    }
 }
 
 /// v1 controllers hutch places containers in (named hierarchies such as name=systemd

@@ -6,7 +6,7 @@
 
 mod keys;
 
-pub use keys::{KEYS, KeyKind, get, set};
+pub use keys::{KEYS, get, set};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -49,13 +49,15 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use parse::parse_cpu_list;
-#[cfg(test)]
-use parse::{expand, format_cpu_list, to_ranges};
-pub use plan::{Plan, Write, apply, enforce, plan};
+pub use plan::enforce;
 pub use schema::{Host, IoLimit, Limits, Scalar};
 pub use stats::{Stats, stats};
-pub use v1::{weight_to_blkio, weight_to_shares};
+#[cfg(test)]
+use {
+    parse::{expand, format_cpu_list, parse_cpu_list, to_ranges},
+    plan::{Plan, Write, apply, plan},
+    v1::{weight_to_blkio, weight_to_shares},
+};
 
 /// The smallest memory limit accepted: below this not even init starts.
 pub const MIN_MEMORY: u64 = 4 << 20;

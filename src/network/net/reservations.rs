@@ -9,8 +9,8 @@ use super::bringup::{dns_files, dnsmasq_pid, ensure_dnsmasq, reload_dnsmasq, sto
 use super::{Network, io, load, lock, reservations_file};
 use crate::base::fsutil;
 use crate::base::paths::Paths;
-use crate::network::Error;
 use crate::network::addr::{self, Mac};
+use crate::network::{Error, dnsmasq};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,9 +103,7 @@ fn forget_leases(paths: &Paths, net: &Network, gone: &[Reservation]) {
     let f = dns_files(paths, &net.name);
     let Ok(text) = std::fs::read_to_string(&f.leases) else { return };
     let drop_line = |l: &str| {
-        let mut it = l.split_whitespace().skip(1);
-        let (mac, ip) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
-        gone.iter().any(|g| g.mac.to_string().eq_ignore_ascii_case(mac) || g.ipv4.to_string() == ip)
+        dnsmasq::parse_leases(l).first().is_some_and(|x| gone.iter().any(|g| g.mac.0 == x.mac || g.ipv4 == x.ipv4))
     };
     if !text.lines().any(drop_line) {
         return;

@@ -130,7 +130,7 @@ pub fn check_ports(ports: &[Port]) -> Result<(), Error> {
 /// What hutch's table for one network holds.
 #[derive(Debug, Clone)]
 pub struct Ruleset<'a> {
-    /// [`table_name`] of the network.
+    /// The network's table ([`super::net::Network::table`]).
     pub table: &'a str,
     /// The network's bridge (a name [`super::addr::validate_bridge_name`] accepts).
     pub bridge: &'a str,
@@ -143,16 +143,6 @@ pub struct Ruleset<'a> {
     /// Addresses never redirected to a published port: every hutch gateway, so a
     /// container publishing port 53 cannot answer other networks' DNS.
     pub keep: &'a [Ipv4Addr],
-}
-
-/// `hutch-NETWORK`, with anything nft would not take in a bare identifier (outside
-/// `a-zA-Z0-9._-`) replaced by `_`.
-pub fn table_name(network: &str) -> String {
-    let clean: String = network
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .collect();
-    format!("hutch-{clean}")
 }
 
 /// One `nft -f` script that replaces the network's table in a single transaction:

@@ -23,7 +23,6 @@ mod entries;
 mod stream;
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
@@ -32,7 +31,7 @@ use rustix::fs::{Mode, OFlags};
 
 use entries::Unpacker;
 pub use stream::free_bytes;
-use stream::{COPY_BUF, Chunks, QUEUE, decoder, pump};
+use stream::{COPY_BUF, Chunks, QUEUE, pump};
 
 use super::Error;
 
@@ -76,12 +75,6 @@ pub fn sniff(head: &[u8]) -> Compression {
     } else {
         Compression::None
     }
-}
-
-/// A decompressing reader for `archive`.
-pub fn open(archive: &Path) -> Result<Box<dyn Read>, Error> {
-    let file = File::open(archive).map_err(|source| Error::Read { path: archive.to_path_buf(), source })?;
-    decoder(file).map_err(|e| Error::Unpack { archive: archive.to_path_buf(), message: e.to_string() })
 }
 
 /// Unpacks `archive` into the existing directory `dst`.
