@@ -6,7 +6,7 @@
 
 mod keys;
 
-pub use keys::{KEYS, get, set};
+pub(crate) use keys::{KEYS, get, set};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,7 +22,7 @@ use crate::network::addr::{Ipv4Mode, Mac};
 use crate::network::nft::Proto;
 
 /// The only schema this version of hutch reads and writes.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -54,6 +54,7 @@ impl Error {
                     KEYS.iter().map(|k| k.name).chain(limits).collect::<Vec<_>>().join(", ")
                 ))
             }
+            Error::BadValue { key, .. } => keys::help(key).map(|h| format!("{key}: {h}")),
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file with `hutch config edit NAME`, or see docs/config.md".into())
             }

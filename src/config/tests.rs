@@ -175,3 +175,9 @@ fn typed_values_read_back_as_written() {
     }
     assert_eq!(Config::parse(p(), &again).unwrap(), c);
 }
+
+#[test]
+fn a_bad_value_hints_at_what_the_key_takes() {
+    let e = set(p(), GOOD, "init.stop_timeout", "soon").unwrap_err();
+    assert_eq!(e.hint().as_deref(), Some("init.stop_timeout: seconds stop waits before killing"));
+}

@@ -12,7 +12,7 @@ use crate::base::paths::Paths;
 use crate::config::{Config, Nic};
 
 /// A new NIC on `network`, with a fresh stable MAC.
-pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
+pub(crate) fn new_nic(network: &str, name: &str, container: &str) -> Nic {
     let seed = format!("{container}/{name}/{}", crate::sys::random_hex128());
     Nic {
         network: network.into(),
@@ -25,7 +25,7 @@ pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
 
 /// Reserves addresses for every NIC (creating the default network on first use) and
 /// records them in the NICs. On error nothing stays reserved.
-pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(), Error> {
+pub(crate) fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(), Error> {
     for i in 0..nics.len() {
         // A generated MAC is 24 random bits: draw again on the rare clash.
         if let Ok(r) = net::load_reservations(paths, &nics[i].network) {
@@ -49,7 +49,7 @@ pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(
 }
 
 /// Frees the reservations of `container` on the networks of `nics`.
-pub fn release_all(paths: &Paths, container: &str, nics: &[Nic]) {
+pub(crate) fn release_all(paths: &Paths, container: &str, nics: &[Nic]) {
     for n in nics {
         let _ = net::release(paths, &n.network, container);
     }
@@ -61,7 +61,7 @@ pub fn host_name(paths: &Paths, container: &str, idx: usize) -> String {
 }
 
 /// Temporary name of the container side, until the container renames it.
-pub fn peer_name(paths: &Paths, container: &str, idx: usize) -> String {
+pub(crate) fn peer_name(paths: &Paths, container: &str, idx: usize) -> String {
     addr::ifname("hp-", &link_seed(paths, container, idx))
 }
 
@@ -73,7 +73,7 @@ fn link_seed(paths: &Paths, container: &str, idx: usize) -> String {
 
 /// At start, before the monitor: every NIC's network up (bridge, dnsmasq, NAT; repaired
 /// if something died), its reservation in place, and the published ports loaded.
-pub fn prepare(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
+pub(crate) fn prepare(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
     // Reservations the config no longer has (a nic edited away or moved).
     for n in net::list(paths)? {
         let r = net::load_reservations(paths, &n.name)?;
@@ -101,7 +101,7 @@ fn gateways(paths: &Paths) -> Vec<Ipv4Addr> {
 /// In the monitor, between clone and init: a veth pair per NIC, the host end on the
 /// bridge and up, the other end moved into the container's network namespace (`pid`).
 /// Returns (temporary name, final name) pairs for the child to rename.
-pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result<Vec<(String, String)>, Error> {
+pub(crate) fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result<Vec<(String, String)>, Error> {
     if config.nics.is_empty() {
         return Ok(Vec::new());
     }
@@ -136,7 +136,7 @@ pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result
 
 /// After the container ended: its veths (usually gone with its namespace) and its
 /// published ports. Never fails; returns what went wrong, for the log.
-pub fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
+pub(crate) fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     if !config.nics.is_empty() {
         match Netlink::new() {
@@ -160,13 +160,13 @@ pub fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
     problems
 }
 
-pub fn ports_table(paths: &Paths, container: &str) -> String {
+pub(crate) fn ports_table(paths: &Paths, container: &str) -> String {
     format!("{}c-{container}", net::prefix(paths))
 }
 
 /// Loads the container's published ports (its own nftables table, replaced whole),
 /// or removes the table when it has none.
-pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
+pub(crate) fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
     if config.ports.is_empty() {
         return remove_ports(paths, container);
     }
@@ -204,7 +204,7 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
     net::nft_apply(&script)
 }
 
-pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
+pub(crate) fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
     if crate::base::fsutil::which("nft").is_none() {
         return Ok(());
     }
@@ -212,7 +212,7 @@ pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
 }
 
 /// The address reserved for `nic` of `container`.
-pub fn reserved(paths: &Paths, container: &str, nic: &Nic) -> Result<Option<Ipv4Addr>, Error> {
+pub(crate) fn reserved(paths: &Paths, container: &str, nic: &Nic) -> Result<Option<Ipv4Addr>, Error> {
     let r = net::load_reservations(paths, &nic.network)?;
     Ok(r.list.iter().find(|x| x.container == container && x.nic == nic.name).map(|x| x.ipv4))
 }
@@ -231,7 +231,7 @@ pub struct NicInfo {
     pub tx_bytes: Option<u64>,
 }
 
-pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
+pub(crate) fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
     config
         .nics
         .iter()

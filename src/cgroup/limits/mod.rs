@@ -49,24 +49,25 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-pub use plan::enforce;
-pub use schema::{Host, IoLimit, Limits, Scalar};
-pub use stats::{Stats, stats};
+pub(crate) use plan::enforce;
+pub(crate) use schema::{Host, Limits};
+pub(crate) use stats::{Stats, stats};
 #[cfg(test)]
 use {
     parse::{expand, format_cpu_list, parse_cpu_list, to_ranges},
     plan::{Plan, Write, apply, plan},
+    schema::Scalar,
     v1::{weight_to_blkio, weight_to_shares},
 };
 
 /// The smallest memory limit accepted: below this not even init starts.
-pub const MIN_MEMORY: u64 = 4 << 20;
+pub(crate) const MIN_MEMORY: u64 = 4 << 20;
 /// The CFS period used for `cpus`, in µs.
-pub const CPU_PERIOD_US: u64 = 100_000;
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 /// The kernel's smallest CFS quota, in µs.
 const MIN_QUOTA_US: u64 = 1_000;
 /// The kernel's PID_MAX_LIMIT: pids.max refuses more.
-pub const PID_MAX_LIMIT: u64 = 4_194_304;
+pub(crate) const PID_MAX_LIMIT: u64 = 4_194_304;
 /// Byte limits above this are refused (the kernel's page counters stop there).
 const MAX_BYTES: u64 = i64::MAX as u64;
 /// v1 reports "unlimited" as PAGE_COUNTER_MAX pages; anything this big means no limit.
@@ -74,7 +75,7 @@ const V1_UNLIMITED: u64 = 1 << 62;
 
 /// Settable `[limits]` keys (for `hutch config set`) and their help. Per-device I/O
 /// limits are `[[limits.io]]` tables, edited in the file.
-pub const KEYS: &[(&str, &str)] = &[
+pub(crate) const KEYS: &[(&str, &str)] = &[
     ("limits.memory", "memory limit, e.g. 512MiB, 2G or max (binary units, at least 4MiB)"),
     ("limits.memory_swap", "swap allowed on top of memory, e.g. 1GiB; 0 disables swap; max"),
     ("limits.cpus", "CPU time as a number of CPUs, e.g. 1.5 or 0.5; max"),

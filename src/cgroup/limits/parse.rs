@@ -126,7 +126,7 @@ pub(super) fn cpuset(v: &Scalar, online: &[u32]) -> Result<String, String> {
 }
 
 /// Parses a kernel CPU list (`0-3,5`) into sorted, merged inclusive ranges.
-pub fn parse_cpu_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
+pub(crate) fn parse_cpu_list(text: &str) -> Result<Vec<(u32, u32)>, String> {
     let t = text.trim();
     let num = |s: &str| {
         (!s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit()))

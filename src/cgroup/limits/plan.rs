@@ -36,7 +36,7 @@ impl Plan {
 }
 
 /// The writes that bring `cg` to `l` (defaults for unset fields). Validates `l` first.
-pub fn plan(l: &Limits, layout: &Layout, cg: &ContainerCgroup, host: &Host) -> Result<Plan, Error> {
+pub(crate) fn plan(l: &Limits, layout: &Layout, cg: &ContainerCgroup, host: &Host) -> Result<Plan, Error> {
     let r = l.resolve(host)?;
     let mut p = Plan::default();
     match layout {
@@ -48,13 +48,13 @@ pub fn plan(l: &Limits, layout: &Layout, cg: &ContainerCgroup, host: &Host) -> R
 
 /// Performs the writes in order (one write(2) each, as cgroup files want).
 /// Plans and applies `l` to a container's (existing) cgroups; returns the warnings.
-pub fn enforce(l: &Limits, layout: &Layout, cg: &ContainerCgroup) -> Result<Vec<String>, Error> {
+pub(crate) fn enforce(l: &Limits, layout: &Layout, cg: &ContainerCgroup) -> Result<Vec<String>, Error> {
     let p = plan(l, layout, cg, &Host::detect())?;
     apply(&p.writes)?;
     Ok(p.warnings)
 }
 
-pub fn apply(writes: &[Write]) -> Result<(), Error> {
+pub(crate) fn apply(writes: &[Write]) -> Result<(), Error> {
     for w in writes {
         fs::OpenOptions::new()
             .write(true)

@@ -38,7 +38,7 @@ pub(super) fn keyed(path: &Path, key: &str) -> Option<u64> {
 /// Reads the container's usage. On hybrid hosts the controllers live in the v1
 /// hierarchies (the container's cgroup2 directory has none), except that CPU time
 /// falls back to cgroup2's always-present `cpu.stat` without a cpuacct hierarchy.
-pub fn stats(layout: &Layout, cg: &ContainerCgroup) -> Stats {
+pub(crate) fn stats(layout: &Layout, cg: &ContainerCgroup) -> Stats {
     match layout {
         Layout::Unified { .. } => stats_v2(&cg.unified),
         Layout::Hybrid { v1, .. } => stats_v1(v1, cg),

@@ -13,12 +13,12 @@ use crate::cgroup::V1Hierarchy;
 pub(super) type Field = fn(&Device) -> Option<u64>;
 
 /// systemd's cpu.weight → cpu.shares mapping (weight 100 = 1024 shares).
-pub fn weight_to_shares(weight: u64) -> u64 {
+pub(crate) fn weight_to_shares(weight: u64) -> u64 {
     (weight.saturating_mul(1024) / 100).clamp(2, 262_144)
 }
 
 /// systemd's io.weight → blkio.weight mapping (weight 100 = 500; v1 takes 10..=1000).
-pub fn weight_to_blkio(weight: u64) -> u64 {
+pub(crate) fn weight_to_blkio(weight: u64) -> u64 {
     (weight.saturating_mul(500) / 100).clamp(10, 1000)
 }
 

@@ -13,7 +13,7 @@ use crate::network::{Error, dnsmasq, nft};
 
 /// Brings the network up, or repairs what is missing: bridge, address, sysctls,
 /// dnsmasq, nftables table. Idempotent; `start` calls it every time.
-pub fn up(paths: &Paths, net: &Network) -> Result<(), Error> {
+pub(crate) fn up(paths: &Paths, net: &Network) -> Result<(), Error> {
     let _lock = lock(paths, &net.name)?;
     up_locked(paths, net)
 }
@@ -150,7 +150,7 @@ pub(super) fn write_dns_files(paths: &Paths, net: &Network) -> Result<(), Error>
 }
 
 /// The pid of this network's dnsmasq, if it runs (checked against its command line).
-pub fn dnsmasq_pid(paths: &Paths, name: &str) -> Option<i32> {
+pub(crate) fn dnsmasq_pid(paths: &Paths, name: &str) -> Option<i32> {
     let f = dns_files(paths, name);
     let pid: i32 = std::fs::read_to_string(&f.pid).ok()?.trim().parse().ok()?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -200,7 +200,7 @@ pub(super) fn stop_dnsmasq(paths: &Paths, net: &Network) {
 }
 
 /// Loads an nft script in one transaction.
-pub fn nft_apply(script: &str) -> Result<(), Error> {
+pub(crate) fn nft_apply(script: &str) -> Result<(), Error> {
     let bin = fsutil::which("nft").ok_or(Error::MissingProgram { program: "nft", package: "nftables" })?;
     let mut child = Command::new(bin)
         .args(["-f", "-"])

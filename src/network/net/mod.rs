@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 mod bringup;
 mod reservations;
 
-pub use bringup::{dnsmasq_pid, nft_apply, up};
+pub(crate) use bringup::{dnsmasq_pid, nft_apply, up};
 use bringup::{down_locked, up_locked};
-pub use reservations::{Reservation, Reservations, load_reservations, release, release_stale, reserve};
+pub(crate) use reservations::{load_reservations, release, release_stale, reserve};
 
 use super::Error;
 use super::addr::{self, V4Net, V6Net};
@@ -21,8 +21,8 @@ use crate::base::lock::Lock;
 use crate::base::paths::Paths;
 
 /// The network new containers join unless told otherwise.
-pub const DEFAULT: &str = "hutchbr0";
-pub const DEFAULT_DOMAIN: &str = "hutch";
+pub(crate) const DEFAULT: &str = "hutchbr0";
+pub(crate) const DEFAULT_DOMAIN: &str = "hutch";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +54,7 @@ impl Network {
 }
 
 /// Prefix of hutch's nftables tables for this state tree.
-pub fn prefix(paths: &Paths) -> String {
+pub(crate) fn prefix(paths: &Paths) -> String {
     match paths.scope() {
         "" => "hutch-".into(),
         s => format!("hutch-{s}-"),
@@ -66,7 +66,7 @@ pub(super) fn io(action: &'static str, p: &Path) -> impl FnOnce(std::io::Error) 
     move |source| Error::Io { action, path, source }
 }
 
-pub fn file(paths: &Paths, name: &str) -> PathBuf {
+pub(crate) fn file(paths: &Paths, name: &str) -> PathBuf {
     paths.networks().join(format!("{name}.toml"))
 }
 pub(super) fn reservations_file(paths: &Paths, name: &str) -> PathBuf {
@@ -100,7 +100,7 @@ pub(super) fn read_alias(bridge: &str) -> String {
     std::fs::read_to_string(format!("/sys/class/net/{bridge}/ifalias")).unwrap_or_default().trim().to_string()
 }
 
-pub fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
+pub(crate) fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
     let f = file(paths, name);
     let text = match std::fs::read_to_string(&f) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -118,11 +118,11 @@ pub fn load(paths: &Paths, name: &str) -> Result<Option<Network>, Error> {
     Ok(Some(net))
 }
 
-pub fn require(paths: &Paths, name: &str) -> Result<Network, Error> {
+pub(crate) fn require(paths: &Paths, name: &str) -> Result<Network, Error> {
     load(paths, name)?.ok_or_else(|| Error::NoSuchNetwork { name: name.into() })
 }
 
-pub fn list(paths: &Paths) -> Result<Vec<Network>, Error> {
+pub(crate) fn list(paths: &Paths) -> Result<Vec<Network>, Error> {
     let dir = paths.networks();
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(out) };
@@ -148,7 +148,7 @@ pub struct CreateOptions<'a> {
 
 /// Defines network `name` and brings it up. The subnet, when not given, is a free /24
 /// in 10.0.0.0/8 that collides with no route on the host.
-pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Network, Error> {
+pub(crate) fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Network, Error> {
     crate::base::name::validate(name).map_err(|e| Error::BadName { name: name.into(), message: e.to_string() })?;
     if ["hv-", "hp-", "hb-"].iter().any(|p| name.starts_with(p)) {
         return Err(Error::BadName {
@@ -206,7 +206,7 @@ pub fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Result<Net
 }
 
 /// The default network, created on first use.
-pub fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
+pub(crate) fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
     match load(paths, name)? {
         Some(n) => Ok(n),
         None if name == DEFAULT => {
@@ -220,7 +220,7 @@ pub fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
 }
 
 /// Containers with a NIC on network `name`.
-pub fn users(paths: &Paths, name: &str) -> Vec<String> {
+pub(crate) fn users(paths: &Paths, name: &str) -> Vec<String> {
     crate::container::list_names(paths)
         .into_iter()
         .filter(|c| {
@@ -229,7 +229,7 @@ pub fn users(paths: &Paths, name: &str) -> Vec<String> {
         .collect()
 }
 
-pub fn delete(paths: &Paths, name: &str) -> Result<(), Error> {
+pub(crate) fn delete(paths: &Paths, name: &str) -> Result<(), Error> {
     let net = require(paths, name)?;
     let _lock = lock(paths, name)?;
     let mut users = users(paths, name);

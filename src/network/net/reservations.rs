@@ -28,7 +28,7 @@ pub struct Reservation {
     pub ipv4: Ipv4Addr,
 }
 
-pub fn load_reservations(paths: &Paths, name: &str) -> Result<Reservations, Error> {
+pub(crate) fn load_reservations(paths: &Paths, name: &str) -> Result<Reservations, Error> {
     let f = reservations_file(paths, name);
     match std::fs::read_to_string(&f) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reservations::default()),
@@ -44,7 +44,12 @@ fn save_reservations(paths: &Paths, name: &str, r: &Reservations) -> Result<(), 
 
 /// Reserves an address for `container`'s NIC (auto, or the fixed one it asks for) and
 /// tells dnsmasq. Returns the address. A reservation it already holds is kept.
-pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::config::Nic) -> Result<Ipv4Addr, Error> {
+pub(crate) fn reserve(
+    paths: &Paths,
+    net: &Network,
+    container: &str,
+    nic: &crate::config::Nic,
+) -> Result<Ipv4Addr, Error> {
     let _lock = lock(paths, &net.name)?;
     let mut r = load_reservations(paths, &net.name)?;
     let fixed = nic.ipv4.fixed();
@@ -79,7 +84,12 @@ pub fn reserve(paths: &Paths, net: &Network, container: &str, nic: &crate::confi
 }
 
 /// Frees `container`'s reservations on `name` that none of `keep` matches.
-pub fn release_stale(paths: &Paths, name: &str, container: &str, keep: &[crate::config::Nic]) -> Result<(), Error> {
+pub(crate) fn release_stale(
+    paths: &Paths,
+    name: &str,
+    container: &str,
+    keep: &[crate::config::Nic],
+) -> Result<(), Error> {
     let Some(net) = load(paths, name)? else { return Ok(()) };
     let _lock = lock(paths, name)?;
     let mut r = load_reservations(paths, name)?;
@@ -118,6 +128,6 @@ fn forget_leases(paths: &Paths, net: &Network, gone: &[Reservation]) {
 }
 
 /// Frees every reservation of `container` on network `name`.
-pub fn release(paths: &Paths, name: &str, container: &str) -> Result<(), Error> {
+pub(crate) fn release(paths: &Paths, name: &str, container: &str) -> Result<(), Error> {
     release_stale(paths, name, container, &[])
 }

@@ -107,7 +107,7 @@ impl fmt::Display for Port {
 /// same protocol and host port whose host addresses overlap (all addresses overlap
 /// every one). Pass every network's ports, not just one network's: each network's
 /// table DNATs independently, and two tables claiming a port would race.
-pub fn check_ports(ports: &[Port]) -> Result<(), Error> {
+pub(crate) fn check_ports(ports: &[Port]) -> Result<(), Error> {
     for (i, p) in ports.iter().enumerate() {
         if p.host_port == 0 || p.dest_port == 0 {
             return Err(Error::PortZero { port: *p });
@@ -172,7 +172,7 @@ pub struct Ruleset<'a> {
 ///   br_netfilter shows to inet hooks).
 ///
 /// Ports with an IPv6 host address are left out ([`check_ports`] refuses them).
-pub fn render(r: &Ruleset) -> String {
+pub(crate) fn render(r: &Ruleset) -> String {
     let net = r.net.normalised();
     let ports: Vec<&Port> = r.ports.iter().filter(|p| !matches!(p.bound_ip(), Some(IpAddr::V6(_)))).collect();
     let mut s = String::new();
@@ -304,7 +304,7 @@ fn postrouting_chain(s: &mut String, r: &Ruleset, net: &V4Net, ports: &[&Port]) 
 
 /// Removes the table if it exists and does nothing otherwise (the same add-then-
 /// delete idiom, in one transaction).
-pub fn render_delete(table: &str) -> String {
+pub(crate) fn render_delete(table: &str) -> String {
     format!("table inet {table} {{}}\ndelete table inet {table}\n")
 }
 

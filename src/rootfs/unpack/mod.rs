@@ -30,7 +30,7 @@ use std::sync::mpsc;
 use rustix::fs::{Mode, OFlags};
 
 use entries::Unpacker;
-pub use stream::free_bytes;
+pub(crate) use stream::free_bytes;
 use stream::{COPY_BUF, Chunks, QUEUE, pump};
 
 use super::Error;
@@ -65,7 +65,7 @@ pub enum Compression {
 }
 
 /// Recognises the compression from the first bytes.
-pub fn sniff(head: &[u8]) -> Compression {
+pub(crate) fn sniff(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
@@ -78,14 +78,14 @@ pub fn sniff(head: &[u8]) -> Compression {
 }
 
 /// Unpacks `archive` into the existing directory `dst`.
-pub fn unpack(archive: &Path, dst: &Path, privileged: bool) -> Result<Stats, Error> {
+pub(crate) fn unpack(archive: &Path, dst: &Path, privileged: bool) -> Result<Stats, Error> {
     unpack_with(archive, dst, &Options { privileged, max_bytes: None }, None)
 }
 
 /// Unpacks `archive` into the existing directory `dst`, calling `progress` with the
 /// number of bytes of the archive file consumed so far. On error the tree may be
 /// partly written (the caller removes it); nothing is written outside `dst`.
-pub fn unpack_with(
+pub(crate) fn unpack_with(
     archive: &Path,
     dst: &Path,
     opts: &Options,

@@ -23,7 +23,7 @@ pub(super) const XZ_MEMLIMIT: u64 = 1 << 30;
 
 /// Free space on the filesystem of `dir`, less a margin for metadata and for
 /// everyone else (1% of its size, at least 64 MiB).
-pub fn free_bytes(dir: impl rustix::fd::AsFd) -> io::Result<u64> {
+pub(crate) fn free_bytes(dir: impl rustix::fd::AsFd) -> io::Result<u64> {
     let st = rustix::fs::fstatvfs(dir)?;
     if st.f_blocks == 0 {
         // No size to speak of (tmpfs with size=0, some network filesystems).
