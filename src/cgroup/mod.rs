@@ -11,7 +11,7 @@
 //! current systemd refuses cgroup v1. All paths derive from a parsed mountinfo, so the
 //! logic is tested against temp directories.
 
-pub mod limits;
+pub(crate) mod limits;
 
 use std::fs;
 use std::io;

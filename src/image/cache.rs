@@ -249,10 +249,6 @@ impl<'a> Cache<'a> {
         out.sort();
         Ok(out)
     }
-
-    pub fn rootfs(&self, meta: &Meta) -> PathBuf {
-        self.paths.image_rootfs(&meta.id)
-    }
 }
 
 /// Whether `s` can name a directory level of the cache and of an exported tree:

@@ -254,21 +254,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct Sha256Writer<W: Write> {
     inner: W,
     hasher: Sha256,
-    len: u64,
 }
 
 impl<W: Write> Sha256Writer<W> {
     pub fn new(inner: W) -> Self {
-        Sha256Writer { inner, hasher: Sha256::new(), len: 0 }
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+        Sha256Writer { inner, hasher: Sha256::new() }
     }
 
     /// The inner writer and the sha256 (lowercase hex) of everything written.
@@ -281,7 +271,6 @@ impl<W: Write> Write for Sha256Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.len += n as u64;
         Ok(n)
     }
 

@@ -190,8 +190,7 @@ pub(crate) fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Re
             dest_port: p.container_port,
         })
         .collect();
-    nft::check_ports(&ports)
-        .map_err(|e| Error::Port { what: format!("ports of {container}"), message: e.to_string() })?;
+    nft::check_ports(&ports)?;
     let script = nft::render(&nft::Ruleset {
         table: &ports_table(paths, container),
         bridge: &n.bridge,

@@ -7,7 +7,7 @@
 
 pub mod copy;
 mod in_root;
-pub mod unpack;
+pub(crate) mod unpack;
 
 pub(crate) use in_root::{
     chown_in_root, exists_in_root, lstat_in_root, mkdir_in_root_owned, read_file_in_root, symlink_in_root,

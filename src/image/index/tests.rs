@@ -181,12 +181,10 @@ fn sha256_of_known_inputs() {
 fn sha256_writer_hashes_what_passes_through() {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let mut w = Sha256Writer::new(Vec::new());
-    assert!(w.is_empty());
     for chunk in data.chunks(777) {
         w.write_all(chunk).unwrap();
     }
     w.flush().unwrap();
-    assert_eq!(w.len(), data.len() as u64);
     let (inner, hex) = w.finish();
     assert_eq!(inner, data);
     assert_eq!(hex, sha256_hex(&data));

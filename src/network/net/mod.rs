@@ -183,8 +183,7 @@ pub(crate) fn create(paths: &Paths, name: &str, opts: &CreateOptions<'_>) -> Res
         Some("auto") => Some(addr::ula_subnet(&crate::sys::random_hex128())),
         Some(s) => Some(V6Net::parse(s).map_err(|e| Error::BadSubnet { subnet: s.into(), message: e.to_string() })?),
     };
-    super::dnsmasq::validate_domain(opts.domain)
-        .map_err(|e| Error::BadName { name: opts.domain.into(), message: e.to_string() })?;
+    super::dnsmasq::validate_domain(opts.domain)?;
     let bridge = match paths.scope() {
         "" if addr::validate_ifname(name).is_ok() => name.to_string(),
         scope => addr::ifname("hb-", &format!("{scope}{name}")),
