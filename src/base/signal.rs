@@ -2,6 +2,10 @@
 //! (systemd: SIGRTMIN+3, busybox init: SIGUSR1, sysvinit: SIGPWR), so configs name
 //! signals and this module turns names into numbers, including real-time ones.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// glibc's SIGRTMIN: the kernel's 32 plus the two that glibc reserves for itself. Inits
@@ -83,6 +87,59 @@ fn offset(rest: &str) -> Option<i32> {
     }
 }
 
+/// A signal as a config file names it, parsed when the file is loaded: the text is kept
+/// as written (so the file reads back unchanged) beside its number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Signal {
+    text: String,
+    number: i32,
+}
+
+impl Signal {
+    /// The signal number, real-time ones included.
+    pub fn number(&self) -> i32 {
+        self.number
+    }
+
+    /// The name as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for Signal {
+    type Err = SignalError;
+    fn from_str(text: &str) -> Result<Signal, SignalError> {
+        Ok(Signal { number: parse(text)?, text: text.to_string() })
+    }
+}
+
+impl TryFrom<String> for Signal {
+    type Error = SignalError;
+    fn try_from(text: String) -> Result<Signal, SignalError> {
+        Ok(Signal { number: parse(&text)?, text })
+    }
+}
+
+impl From<Signal> for String {
+    fn from(s: Signal) -> String {
+        s.text
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq<&str> for Signal {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
 /// The conventional name of a signal number: `SIGTERM`, `SIGRTMIN+3`.
 pub fn name(sig: i32) -> String {
     if let Some((n, _)) = NAMES.iter().find(|(_, v)| *v == sig) {
@@ -100,6 +157,14 @@ pub fn name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_keeps_its_text_and_refuses_unknown_names() {
+        let s: Signal = "RTMIN+3".parse().unwrap();
+        assert_eq!((s.number(), s.as_str()), (37, "RTMIN+3"));
+        assert_eq!(String::from(s), "RTMIN+3");
+        assert_eq!("SIGNOPE".parse::<Signal>(), Err(SignalError("SIGNOPE".into())));
+    }
 
     #[test]
     fn parses_the_forms_configs_use() {

@@ -2,6 +2,10 @@
 //! Suffixes are binary (K = KiB = 1024), as in LXC, systemd and the kernel's own
 //! cgroup files. Anything else is refused with the accepted forms, never clamped.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -43,6 +47,47 @@ pub fn parse(text: &str) -> Result<u64, SizeError> {
     Ok(bytes)
 }
 
+/// A size as a config file writes it, parsed when the file is loaded: the text is kept
+/// as written (so the file reads back unchanged) beside the number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Size {
+    text: String,
+    bytes: u64,
+}
+
+impl Size {
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl FromStr for Size {
+    type Err = SizeError;
+    fn from_str(text: &str) -> Result<Size, SizeError> {
+        Ok(Size { bytes: parse(text)?, text: text.to_string() })
+    }
+}
+
+impl TryFrom<String> for Size {
+    type Error = SizeError;
+    fn try_from(text: String) -> Result<Size, SizeError> {
+        Ok(Size { bytes: parse(&text)?, text })
+    }
+}
+
+impl From<Size> for String {
+    fn from(s: Size) -> String {
+        s.text
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// `1.5 GiB`-style rendering for humans.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -58,6 +103,13 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_keeps_its_text() {
+        let s: Size = "1.5K".parse().unwrap();
+        assert_eq!((s.bytes(), s.to_string()), (1536, "1.5K".to_string()));
+        assert!("10XB".parse::<Size>().is_err());
+    }
 
     #[test]
     fn parses_accepted_forms() {

@@ -11,7 +11,7 @@
 //! current systemd refuses cgroup v1. All paths derive from a parsed mountinfo, so the
 //! logic is tested against temp directories.
 
-pub mod limits;
+pub(crate) mod limits;
 
 use std::fs;
 use std::io;
@@ -106,13 +106,6 @@ impl Layout {
         match self {
             Layout::Unified { root } => root,
             Layout::Hybrid { unified, .. } => unified,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Layout::Unified { .. } => "cgroup2 (unified)",
-            Layout::Hybrid { .. } => "cgroup v1 + cgroup2 (hybrid)",
         }
     }
 }

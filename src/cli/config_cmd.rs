@@ -58,7 +58,11 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
                 let state = obs.state.as_ref().expect("a running container has state");
                 let layout = crate::cgroup::Layout::detect().map_err(container::Error::from)?;
                 let warnings = crate::cgroup::limits::enforce(&new_config.limits, &layout, &state.cgroup)
-                    .map_err(|e| Error::cli(format!("change {key} of {name}"), e.to_string()))?;
+                    .map_err(|e| Error::Cli {
+                        action: format!("change {key} of {name}"),
+                        message: e.to_string(),
+                        hint: e.hint(),
+                    })?;
                 super::notify(&warnings);
             }
             crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)

@@ -108,7 +108,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         idmap: st.and_then(|s| s.idmap),
         hostname: config.hostname.clone().unwrap_or_else(|| name.into()),
         init: config.init.command.clone(),
-        halt_signal: config.init.halt_signal.clone(),
+        halt_signal: config.init.halt_signal.to_string(),
         ready: config.init.ready,
         started_at_ms: st.map(|s| s.started_at_ms),
         boot_ms: st.and_then(|s| s.ready_at_ms.map(|r| r.saturating_sub(s.started_at_ms))),
@@ -195,7 +195,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     for p in &info.ports {
         items.push((
             "Port",
-            format!("{}:{} -> {}/{}", p.host_ip.as_deref().unwrap_or("*"), p.host_port, p.container_port, p.proto),
+            format!("{}:{} -> {}/{}", p.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()), p.host_port, p.container_port, p.proto),
         ));
     }
     items.push(("Rootfs", info.rootfs.clone()));

@@ -35,7 +35,7 @@ fn view(paths: &Paths, n: net::Network) -> Result<NetworkView, Error> {
         containers: r
             .list
             .into_iter()
-            .map(|x| Member { container: x.container, nic: x.nic, mac: x.mac, ipv4: x.ipv4 })
+            .map(|x| Member { container: x.container, nic: x.nic, mac: x.mac.to_string(), ipv4: x.ipv4.to_string() })
             .collect(),
         network: n,
     })
@@ -52,7 +52,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                 n.bridge,
                 n.ipv4,
                 n.v4().gateway(),
-                n.ipv6.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),
+                n.ipv6.map(|v| format!(", {v}")).unwrap_or_default(),
                 if n.nat { ", NAT" } else { "" }
             );
         }
@@ -67,8 +67,8 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                             vec![
                                 v.network.name.clone(),
                                 v.network.bridge.clone(),
-                                v.network.ipv4.clone(),
-                                v.network.ipv6.clone().unwrap_or_else(|| "-".into()),
+                                v.network.ipv4.to_string(),
+                                v.network.ipv6.map_or_else(|| "-".into(), |v| v.to_string()),
                                 if v.network.nat { "yes".into() } else { "no".into() },
                                 v.containers.len().to_string(),
                                 if v.dnsmasq_pid.is_some() { "up".into() } else { "down".into() },
@@ -90,7 +90,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                     println!("Name:     {}", v.network.name);
                     println!("Bridge:   {}", v.network.bridge);
                     println!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
-                    println!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
+                    println!("IPv6:     {}", v.network.ipv6.map_or_else(|| "none".into(), |v| v.to_string()));
                     println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
                     println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
                     println!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
@@ -139,10 +139,10 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                         .iter()
                         .map(|p| {
                             vec![
-                                p.host_ip.clone().unwrap_or_else(|| "*".into()),
+                                p.host_ip.map_or_else(|| "*".into(), |ip| ip.to_string()),
                                 p.host_port.to_string(),
                                 p.container_port.to_string(),
-                                p.proto.clone(),
+                                p.proto.to_string(),
                             ]
                         })
                         .collect();
@@ -154,6 +154,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
             let what = format!("publish {host}/{proto} for {name}");
+            let (ip, proto_t) = typed_port(&what, host_ip.as_deref(), &proto)?;
             if host_ip.is_none() && (host_port == 53 || (host_port == 67 && proto == "udp")) {
                 return Err(Error::with_hint(
                     what,
@@ -172,8 +173,8 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                 let Ok(c) = Config::load(&paths.config(&other)) else { continue };
                 if let Some(p) = c.ports.iter().find(|p| {
                     p.host_port == host_port
-                        && p.proto == proto
-                        && (p.host_ip.is_none() || host_ip.is_none() || p.host_ip == host_ip)
+                        && p.proto == proto_t
+                        && (p.host_ip.is_none() || ip.is_none() || p.host_ip == ip)
                 }) {
                     return Err(Error::with_hint(
                         format!("publish {host}/{proto} for {name}"),
@@ -185,7 +186,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             // Not taken by a host service, and an address of this host.
             host_port_free(host_ip.as_deref(), host_port, &proto).map_err(|m| Error::cli(what.clone(), m))?;
             let mut config = Config::load(&paths.config(&name))?;
-            config.ports.push(Port { host_ip, host_port, container_port, proto: proto.clone() });
+            config.ports.push(Port { host_ip: ip, host_port, container_port, proto: proto_t });
             config
                 .validate()
                 .map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
@@ -196,11 +197,12 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         PortCmd::Rm { name, host, proto } => {
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
+            let (ip, proto_t) = typed_port(&format!("unpublish {host}/{proto} of {name}"), host_ip.as_deref(), &proto)?;
             let _lock =
                 Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
             let mut config = Config::load(&paths.config(&name))?;
             let before = config.ports.len();
-            config.ports.retain(|p| !(p.host_port == host_port && p.proto == proto && p.host_ip == host_ip));
+            config.ports.retain(|p| !(p.host_port == host_port && p.proto == proto_t && p.host_ip == ip));
             if config.ports.len() == before {
                 return Err(Error::with_hint(
                     format!("unpublish {host}/{proto} of {name}"),
@@ -214,6 +216,20 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
         }
     }
     Ok(0)
+}
+
+/// The host address and protocol as the config holds them.
+fn typed_port(
+    what: &str,
+    host_ip: Option<&str>,
+    proto: &str,
+) -> Result<(Option<std::net::IpAddr>, crate::network::nft::Proto), Error> {
+    let ip = match host_ip {
+        None => None,
+        Some(s) => Some(s.parse().map_err(|_| Error::cli(what.to_string(), format!("{s:?} is not an IP address")))?),
+    };
+    let proto = proto.parse().map_err(|e: crate::network::nft::Error| Error::cli(what.to_string(), e.to_string()))?;
+    Ok((ip, proto))
 }
 
 /// Whether the host itself could listen on the port: refuses a port a host service

@@ -26,7 +26,7 @@ pub struct Key {
 }
 
 /// Every settable key. `env.NAME` (any NAME) is accepted besides these.
-pub const KEYS: &[Key] = &[
+pub(crate) const KEYS: &[Key] = &[
     Key { name: "hostname", kind: KeyKind::String, help: "hostname inside the container (default: its name)" },
     Key {
         name: "rootfs.path",
@@ -54,6 +54,14 @@ pub const KEYS: &[Key] = &[
     Key { name: "console.log_size", kind: KeyKind::String, help: "bound on the console log, e.g. 1MiB" },
 ];
 
+/// What `key` sets, for hints.
+pub(crate) fn help(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|k| k.name == key)
+        .map(|k| k.help)
+        .or_else(|| crate::cgroup::limits::KEYS.iter().find(|(k, _)| *k == key).map(|(_, h)| *h))
+}
+
 fn kind_of(key: &str) -> Result<KeyKind, Error> {
     if let Some(var) = key.strip_prefix("env.") {
         if !var.is_empty() && !var.contains('.') {
@@ -71,7 +79,7 @@ fn kind_of(key: &str) -> Result<KeyKind, Error> {
 
 /// The effective value of `key` (defaults included); `None` when it is unset and has no
 /// default (an optional key such as `hostname`).
-pub fn get(config: &Config, key: &str) -> Result<Option<toml::Value>, Error> {
+pub(crate) fn get(config: &Config, key: &str) -> Result<Option<toml::Value>, Error> {
     kind_of(key)?;
     let full = toml::Value::try_from(config).expect("a Config always serialises");
     let mut cur = &full;
@@ -131,7 +139,7 @@ fn convert(key: &str, kind: KeyKind, raw: &str) -> Result<toml_edit::Value, Erro
 
 /// Sets `key` to `raw` in `text` (the contents of `path`). Returns the new text and the
 /// configuration it parses to; nothing is written.
-pub fn set(path: &Path, text: &str, key: &str, raw: &str) -> Result<(String, Config), Error> {
+pub(crate) fn set(path: &Path, text: &str, key: &str, raw: &str) -> Result<(String, Config), Error> {
     let kind = kind_of(key)?;
     let new_value = convert(key, kind, raw)?;
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {

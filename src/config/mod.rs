@@ -6,18 +6,23 @@
 
 mod keys;
 
-pub use keys::{KEYS, KeyKind, get, set};
+pub(crate) use keys::{KEYS, get, set};
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
+use crate::base::signal::Signal;
+use crate::base::size::Size;
 use crate::idmap::IdMap;
+use crate::network::addr::{Ipv4Mode, Mac};
+use crate::network::nft::Proto;
 
 /// The only schema this version of hutch reads and writes.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -38,6 +43,10 @@ pub enum Error {
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::UnknownKey { key } if key.starts_with("limits.io") => Some(
+                "per-device I/O limits are [[limits.io]] tables (device, read_bps, write_bps, read_iops, write_iops): edit the config file"
+                    .into(),
+            ),
             Error::UnknownKey { .. } => {
                 let limits = crate::cgroup::limits::KEYS.iter().map(|(k, _)| *k);
                 Some(format!(
@@ -45,6 +54,7 @@ impl Error {
                     KEYS.iter().map(|k| k.name).chain(limits).collect::<Vec<_>>().join(", ")
                 ))
             }
+            Error::BadValue { key, .. } => keys::help(key).map(|h| format!("{key}: {h}")),
             Error::Parse { .. } | Error::Invalid { .. } => {
                 Some("fix the file with `hutch config edit NAME`, or see docs/config.md".into())
             }
@@ -102,14 +112,14 @@ pub struct Nic {
     #[serde(default = "default_nic_name")]
     pub name: String,
     /// Stable MAC address, generated at create.
-    pub mac: String,
+    pub mac: Mac,
     /// "auto" (a reservation from the network's pool, made at create) or a fixed
     /// address in the network's subnet.
-    #[serde(default = "default_auto")]
-    pub ipv4: String,
+    #[serde(default)]
+    pub ipv4: Ipv4Mode,
     /// The address reserved for this NIC (filled in by hutch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipv4_address: Option<String>,
+    pub ipv4_address: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,21 +127,18 @@ pub struct Nic {
 pub struct Port {
     /// Host address to listen on; all of the host's addresses when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<String>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     #[serde(default = "default_proto")]
-    pub proto: String,
+    pub proto: Proto,
 }
 
 fn default_nic_name() -> String {
     "eth0".into()
 }
-fn default_auto() -> String {
-    "auto".into()
-}
-fn default_proto() -> String {
-    "tcp".into()
+fn default_proto() -> Proto {
+    Proto::Tcp
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,7 +164,7 @@ pub struct Init {
     #[serde(deserialize_with = "string_or_list")]
     pub command: Vec<String>,
     /// Sent to init by `hutch stop` (SIGRTMIN+3 for systemd, SIGUSR1 for busybox init).
-    pub halt_signal: String,
+    pub halt_signal: Signal,
     pub ready: Ready,
     /// Seconds `stop` waits after the halt signal before killing everything.
     #[serde(default = "default_stop_timeout")]
@@ -177,7 +184,7 @@ pub struct Security {
 pub struct Console {
     /// Bound on the console log kept in `logs/console.log` (one older file is kept too).
     #[serde(default = "default_log_size")]
-    pub log_size: String,
+    pub log_size: Size,
 }
 
 impl Default for Console {
@@ -189,8 +196,8 @@ impl Default for Console {
 fn default_stop_timeout() -> u64 {
     30
 }
-fn default_log_size() -> String {
-    "1MiB".into()
+fn default_log_size() -> Size {
+    "1MiB".parse().expect("a valid size")
 }
 
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -285,9 +292,6 @@ impl Config {
         if self.init.command.iter().any(|a| a.contains('\0')) {
             return bad("init.command", "arguments cannot contain NUL".into());
         }
-        if let Err(e) = crate::base::signal::parse(&self.init.halt_signal) {
-            return bad("init.halt_signal", e.to_string());
-        }
         if !(1..=86_400).contains(&self.init.stop_timeout) {
             return bad("init.stop_timeout", format!("{} is not between 1 and 86400 seconds", self.init.stop_timeout));
         }
@@ -305,10 +309,8 @@ impl Config {
                 );
             }
         }
-        match crate::base::size::parse(&self.console.log_size) {
-            Ok(n) if n < 4096 => return bad("console.log_size", "must be at least 4KiB".into()),
-            Ok(_) => {}
-            Err(e) => return bad("console.log_size", e.to_string()),
+        if self.console.log_size.bytes() < 4096 {
+            return bad("console.log_size", "must be at least 4KiB".into());
         }
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
@@ -354,11 +356,11 @@ impl Config {
     }
 
     pub fn halt_signal(&self) -> i32 {
-        crate::base::signal::parse(&self.init.halt_signal).unwrap_or(libc::SIGPWR)
+        self.init.halt_signal.number()
     }
 
     pub fn log_size(&self) -> u64 {
-        crate::base::size::parse(&self.console.log_size).unwrap_or(1 << 20)
+        self.console.log_size.bytes()
     }
 }
 
@@ -379,33 +381,14 @@ fn validate_network(c: &Config) -> Result<(), (String, String)> {
             return bad(k("name"), format!("{} is used by another nic", nic.name));
         }
         names.push(&nic.name);
-        if let Err(e) = crate::network::addr::parse_mac(&nic.mac) {
-            return bad(k("mac"), e.to_string());
-        }
-        if nic.ipv4 != "auto" && nic.ipv4.parse::<std::net::Ipv4Addr>().is_err() {
-            return bad(k("ipv4"), format!("{:?} is neither \"auto\" nor an IPv4 address", nic.ipv4));
-        }
-        if let Some(a) = &nic.ipv4_address {
-            if a.parse::<std::net::Ipv4Addr>().is_err() {
-                return bad(k("ipv4_address"), format!("{a:?} is not an IPv4 address"));
-            }
-        }
     }
     let mut seen = Vec::new();
     for (i, p) in c.ports.iter().enumerate() {
         let k = |f: &str| format!("port[{i}].{f}");
-        if p.proto != "tcp" && p.proto != "udp" {
-            return bad(k("proto"), format!("{:?} is not tcp or udp", p.proto));
-        }
         if p.host_port == 0 || p.container_port == 0 {
             return bad(k("host_port"), "ports are 1-65535".into());
         }
-        if let Some(ip) = &p.host_ip {
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                return bad(k("host_ip"), format!("{ip:?} is not an IP address"));
-            }
-        }
-        let key = (p.host_ip.clone(), p.host_port, p.proto.clone());
+        let key = (p.host_ip, p.host_port, p.proto);
         if seen.contains(&key) {
             return bad(k("host_port"), format!("{}/{} is published twice", p.host_port, p.proto));
         }

@@ -178,7 +178,11 @@ pub fn create(
         .map(|(i, n)| crate::network::attach::new_nic(n, &format!("eth{i}"), name))
         .collect();
     if let (Some(first), Some(ip)) = (nics.first_mut(), ipv4) {
-        first.ipv4 = ip.to_string();
+        first.ipv4 = ip.parse().map_err(|e: crate::network::addr::Error| crate::network::Error::BadAddress {
+            address: ip.to_string(),
+            network: first.network.clone(),
+            message: e.to_string(),
+        })?;
     }
     let custom = super::customize::plan(name, distro.as_ref(), init, family, nics.len())?;
     match &layers {

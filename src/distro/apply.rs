@@ -152,7 +152,7 @@ pub(super) fn apply(rootfs: &Path, eff: &Effective, ctx: &Context) -> Result<App
         skipped: w.skipped,
         network: style,
         init: eff.init.to_config(),
-        reboot_signal: eff.init.reboot_signal.clone(),
+        reboot_signal: eff.init.reboot_signal.to_string(),
     })
 }
 

@@ -61,7 +61,7 @@ use crate::config::Init;
 pub use schema::{Effective, FileSpec, InitSpec, NetworkSpec, SetSpec, Style, SystemdSpec};
 
 /// Where an administrator's tables replace the built-in ones.
-pub const DEFAULT_OVERRIDE_DIR: &str = "/etc/hutch/distro-configs";
+pub(crate) const DEFAULT_OVERRIDE_DIR: &str = "/etc/hutch/distro-configs";
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("alpine", include_str!("../../distro-configs/alpine.toml")),
@@ -75,7 +75,7 @@ const BUILT_IN: &[(&str, &str)] = &[
 const KNOWN: &[&str] = &["alpine", "busybox", "centos", "debian", "fedora", "ubuntu"];
 
 /// The distros with a built-in table.
-pub fn known() -> &'static [&'static str] {
+pub(crate) fn known() -> &'static [&'static str] {
     KNOWN
 }
 
@@ -180,7 +180,7 @@ impl DistroConfig {
 
 /// The table for `distro`: `override_dir/DISTRO.toml` if it exists, else the built-in
 /// one.
-pub fn load(distro: &str, override_dir: Option<&Path>) -> Result<DistroConfig, Error> {
+pub(crate) fn load(distro: &str, override_dir: Option<&Path>) -> Result<DistroConfig, Error> {
     let unknown = || Error::Unknown { distro: distro.into(), known: KNOWN.join(", ") };
     // The name becomes a file name.
     if crate::base::name::validate(distro).is_err() {
@@ -240,7 +240,7 @@ impl Context {
 
 /// A random machine id, formatted as systemd makes them (a version 4 UUID's 128 bits as
 /// 32 lowercase hex digits).
-pub fn random_machine_id() -> io::Result<String> {
+pub(crate) fn random_machine_id() -> io::Result<String> {
     let mut b = [0u8; 16];
     io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -265,6 +265,6 @@ pub struct Applied {
 /// Writes `eff` into `rootfs` for the container `ctx`: /etc/hostname, /etc/hosts, a
 /// fresh /etc/machine-id, DHCP on the interface, unit masks, the console getty, the
 /// table's files and settings.
-pub fn apply(rootfs: &Path, eff: &Effective, ctx: &Context) -> Result<Applied, Error> {
+pub(crate) fn apply(rootfs: &Path, eff: &Effective, ctx: &Context) -> Result<Applied, Error> {
     apply::apply(rootfs, eff, ctx)
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::signal::Signal;
 use crate::config::{Init, Ready};
 
 /// One table file. Every section but `distro` may also appear under
@@ -159,8 +160,8 @@ pub struct Effective {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InitSpec {
     pub command: Vec<String>,
-    pub halt_signal: String,
-    pub reboot_signal: String,
+    pub halt_signal: Signal,
+    pub reboot_signal: Signal,
     pub ready: Ready,
     pub stop_timeout: u64,
 }
@@ -210,8 +211,12 @@ pub(super) fn merge(base: &TableFile, release: Option<(&str, &ReleaseLayer)>) ->
     let Some(command) = r.and_then(|r| r.init.command.clone()).or(base.init.command.clone()) else {
         return missing("init.command");
     };
-    let Some(halt_signal) = pick(|i| &i.halt_signal) else { return missing("init.halt_signal") };
-    let Some(reboot_signal) = pick(|i| &i.reboot_signal) else { return missing("init.reboot_signal") };
+    let signal = |key: &str, text: Option<String>| match text {
+        None => Err((format!("{prefix}{key}"), "is required (in the base table or the release)".to_string())),
+        Some(t) => t.parse::<Signal>().map_err(|e| (format!("{prefix}{key}"), e.to_string())),
+    };
+    let halt_signal = signal("init.halt_signal", pick(|i| &i.halt_signal))?;
+    let reboot_signal = signal("init.reboot_signal", pick(|i| &i.reboot_signal))?;
     let Some(ready) = r.and_then(|r| r.init.ready).or(base.init.ready) else { return missing("init.ready") };
     let stop_timeout = r.and_then(|r| r.init.stop_timeout).or(base.init.stop_timeout).unwrap_or(30);
 
@@ -278,11 +283,6 @@ fn validate(e: &Effective) -> Result<(), (String, String)> {
     }
     if e.init.command.iter().any(|a| a.contains('\0')) {
         return bad("init.command", "arguments cannot contain NUL".into());
-    }
-    for (key, sig) in [("init.halt_signal", &e.init.halt_signal), ("init.reboot_signal", &e.init.reboot_signal)] {
-        if let Err(err) = crate::base::signal::parse(sig) {
-            return bad(key, err.to_string());
-        }
     }
     if !(1..=86_400).contains(&e.init.stop_timeout) {
         return bad("init.stop_timeout", format!("{} is not between 1 and 86400 seconds", e.init.stop_timeout));

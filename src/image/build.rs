@@ -65,7 +65,7 @@ pub struct Debootstrap<'a> {
     pub exclude: &'a [String],
 }
 
-pub fn debootstrap(d: &Debootstrap<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
+pub(crate) fn debootstrap(d: &Debootstrap<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
     let bin = require("debootstrap", "debootstrap")?;
     let mut cmd = Command::new(bin);
     // Release files must verify against the distribution's keyring: no silent
@@ -104,7 +104,7 @@ pub struct Dnf<'a> {
     pub packages: &'a [String],
 }
 
-pub fn dnf(d: &Dnf<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
+pub(crate) fn dnf(d: &Dnf<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
     let bin = require("dnf", "dnf")?;
     let mut cmd = Command::new(bin);
     cmd.arg("-y")
@@ -128,7 +128,7 @@ pub fn dnf(d: &Dnf<'_>, rootfs: &Path, log: &Path) -> Result<(), Error> {
 }
 
 /// Whether the ELF file at `path` is statically linked (it has no PT_INTERP).
-pub fn is_static_elf(path: &Path) -> bool {
+pub(crate) fn is_static_elf(path: &Path) -> bool {
     let Ok(data) = std::fs::read(path) else { return false };
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
         return false; // only 64-bit ELF is checked; others are treated as dynamic
@@ -144,7 +144,7 @@ pub fn is_static_elf(path: &Path) -> bool {
 
 /// A minimal bootable rootfs around the host's static busybox: busybox init, a
 /// console shell, applet links, passwd and group.
-pub fn busybox(candidates: &[String], rootfs: &Path) -> Result<String, Error> {
+pub(crate) fn busybox(candidates: &[String], rootfs: &Path) -> Result<String, Error> {
     let bin = candidates.iter().map(Path::new).find(|p| p.is_file() && is_static_elf(p)).ok_or_else(|| {
         Error::MissingProgram { program: "a static busybox".into(), package: "busybox-static".into() }
     })?;

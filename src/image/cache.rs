@@ -249,16 +249,12 @@ impl<'a> Cache<'a> {
         out.sort();
         Ok(out)
     }
-
-    pub fn rootfs(&self, meta: &Meta) -> PathBuf {
-        self.paths.image_rootfs(&meta.id)
-    }
 }
 
 /// Whether `s` can name a directory level of the cache and of an exported tree:
 /// 1-64 characters of letters, digits and `. _ : + -`, not starting with a dot. Image
 /// metadata comes from servers and from os-release files, both untrusted.
-pub fn safe_component(s: &str) -> bool {
+pub(crate) fn safe_component(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && !s.starts_with('.')
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:+-".contains(&b))
@@ -281,19 +277,19 @@ impl Meta {
 }
 
 /// A new image id: 12 hex digits (from the archive's checksum when there is one).
-pub fn new_id(sha256: Option<&str>) -> String {
+pub(crate) fn new_id(sha256: Option<&str>) -> String {
     match sha256 {
         Some(s) if s.len() >= 12 => s[..12].to_string(),
         _ => crate::sys::random_hex128()[..12].to_string(),
     }
 }
 
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `YYYYMMDD_HH:MM` (UTC) for `secs`, the build format of image servers.
-pub fn build_stamp(secs: u64) -> String {
+pub(crate) fn build_stamp(secs: u64) -> String {
     let days = (secs / 86400) as i64;
     let (y, m, d) = civil_from_days(days);
     let rem = secs % 86400;
@@ -315,7 +311,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `ID` and `VERSION_CODENAME` (or `VERSION_ID`) from a rootfs's os-release, resolved
 /// inside the rootfs.
-pub fn os_release(rootfs: &Path) -> Option<(String, String)> {
+pub(crate) fn os_release(rootfs: &Path) -> Option<(String, String)> {
     let text = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|p| crate::rootfs::read_file_in_root(rootfs, p, 1 << 20).ok())?;

@@ -37,7 +37,7 @@ fn describe(e: &ureq::Error) -> String {
 
 /// Whether a fetch error means "the server could not be reached at all" (so another
 /// source may be tried), as opposed to a server that answered wrongly.
-pub fn unreachable(e: &Error) -> bool {
+pub(crate) fn unreachable(e: &Error) -> bool {
     match e {
         // The server answered: with an error status, a short body or too much data.
         Error::Fetch { message, .. } => {
@@ -50,7 +50,7 @@ pub fn unreachable(e: &Error) -> bool {
 }
 
 /// A small text file (an index or a checksum list), at most 16 MiB.
-pub fn text(url: &str) -> Result<String, Error> {
+pub(crate) fn text(url: &str) -> Result<String, Error> {
     let mut resp = call(url)?;
     resp.body_mut()
         .with_config()
@@ -61,7 +61,7 @@ pub fn text(url: &str) -> Result<String, Error> {
 
 /// Streams `url` into the new file `dest`; returns the SHA-256 of what was written, as
 /// lowercase hex. The file is synced before returning; the caller removes it on error.
-pub fn download(url: &str, dest: &Path, label: &str, max_bytes: u64) -> Result<String, Error> {
+pub(crate) fn download(url: &str, dest: &Path, label: &str, max_bytes: u64) -> Result<String, Error> {
     let fail = |message: String| Error::Fetch { url: url.to_string(), message };
     let mut resp = call(url)?;
     let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -99,7 +99,7 @@ pub fn download(url: &str, dest: &Path, label: &str, max_bytes: u64) -> Result<S
 }
 
 /// SHA-256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut f, &mut hasher)?;

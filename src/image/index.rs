@@ -14,10 +14,10 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// The image server hutch uses unless configured otherwise.
-pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org";
+pub(crate) const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org";
 
 /// The index's path on a server.
-pub const INDEX_PATH: &str = "meta/1.0/index-system";
+pub(crate) const INDEX_PATH: &str = "meta/1.0/index-system";
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -25,21 +25,14 @@ pub enum Error {
     Index { origin: String, problem: String },
     #[error("failed to parse the checksums from {origin}: line {line} {problem}")]
     Sums { origin: String, line: usize, problem: String },
-    #[error("failed to verify {file}: {origin} does not list it")]
-    NotListed { origin: String, file: String },
-    #[error("failed to verify {file}: its sha256 is {actual}, expected {expected}")]
-    Mismatch { file: String, expected: String, actual: String },
 }
 
 impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Index { .. } => Some("is the server an LXC image server (lxc-download format)?".into()),
-            Error::Sums { .. } | Error::NotListed { .. } => {
+            Error::Sums { .. } => {
                 Some("the image on the server is incomplete or being replaced; try again later".into())
-            }
-            Error::Mismatch { .. } => {
-                Some("the download was corrupted or the image changed meanwhile; try again".into())
             }
         }
     }
@@ -71,7 +64,7 @@ impl fmt::Display for BadLine {
 
 /// Every image in `text`, and the lines skipped: blank lines silently; lines without six
 /// fields or with an empty one (lxc-download skips those with no build or path) as bad.
-pub fn parse_lines(text: &str) -> (Vec<Entry>, Vec<BadLine>) {
+pub(crate) fn parse_lines(text: &str) -> (Vec<Entry>, Vec<BadLine>) {
     let mut entries = Vec::new();
     let mut bad = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
@@ -101,13 +94,13 @@ pub fn parse_lines(text: &str) -> (Vec<Entry>, Vec<BadLine>) {
 }
 
 /// Every image in `text`, skipping blank and malformed lines.
-pub fn parse(text: &str) -> Vec<Entry> {
+pub(crate) fn parse(text: &str) -> Vec<Entry> {
     parse_lines(text).0
 }
 
 /// Like [`parse`], but an index with no image at all is an error (naming its first bad
 /// line, if any): that is an error page or the wrong URL, not an empty server.
-pub fn parse_from(origin: &str, text: &str) -> Result<Vec<Entry>, Error> {
+pub(crate) fn parse_from(origin: &str, text: &str) -> Result<Vec<Entry>, Error> {
     let (entries, bad) = parse_lines(text);
     if entries.is_empty() {
         let problem = bad.first().map_or_else(|| "it lists no images".to_string(), BadLine::to_string);
@@ -117,7 +110,13 @@ pub fn parse_from(origin: &str, text: &str) -> Result<Vec<Entry>, Error> {
 }
 
 /// The latest build of `dist`/`release`/`arch`/`variant` (release and dist ignoring case).
-pub fn select<'a>(entries: &'a [Entry], dist: &str, release: &str, arch: &str, variant: &str) -> Option<&'a Entry> {
+pub(crate) fn select<'a>(
+    entries: &'a [Entry],
+    dist: &str,
+    release: &str,
+    arch: &str,
+    variant: &str,
+) -> Option<&'a Entry> {
     entries
         .iter()
         .filter(|e| {
@@ -130,7 +129,7 @@ pub fn select<'a>(entries: &'a [Entry], dist: &str, release: &str, arch: &str, v
 }
 
 /// The releases of `dist` the server has for `arch`, sorted, for "not found" messages.
-pub fn releases_for(entries: &[Entry], dist: &str, arch: &str) -> Vec<String> {
+pub(crate) fn releases_for(entries: &[Entry], dist: &str, arch: &str) -> Vec<String> {
     let set: BTreeSet<&str> = entries
         .iter()
         .filter(|e| e.dist.eq_ignore_ascii_case(dist) && e.arch == arch)
@@ -140,7 +139,7 @@ pub fn releases_for(entries: &[Entry], dist: &str, arch: &str) -> Vec<String> {
 }
 
 /// The index text for `entries`, one line each.
-pub fn format(entries: &[Entry]) -> String {
+pub(crate) fn format(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
         out.push_str(&[&*e.dist, &e.release, &e.arch, &e.variant, &e.build, &e.path].join(";"));
@@ -152,7 +151,7 @@ pub fn format(entries: &[Entry]) -> String {
 /// `server` + `path` + `file`, with exactly one `/` at each joint. As in lxc-download, a
 /// path starting with `/` is still under the server's URL (which may have a path of its
 /// own); a path that is itself a URL is used as is. Empty parts are left out.
-pub fn url_join(server: &str, path: &str, file: &str) -> String {
+pub(crate) fn url_join(server: &str, path: &str, file: &str) -> String {
     let mut url = if path.contains("://") {
         path.trim_end_matches('/').to_string()
     } else {
@@ -171,14 +170,14 @@ pub fn url_join(server: &str, path: &str, file: &str) -> String {
 }
 
 /// The index's URL on `server`.
-pub fn index_url(server: &str) -> String {
+pub(crate) fn index_url(server: &str) -> String {
     url_join(server, INDEX_PATH, "")
 }
 
 /// Parses `sha256sum` output (`<64 hex>  <file>`, or ` *<file>` for binary mode; also the
 /// `--tag` form `SHA256 (<file>) = <hex>`) into file name → lowercase hex. Blank and `#`
 /// lines are skipped; anything else malformed is an error naming the line.
-pub fn parse_sha256sums(origin: &str, text: &str) -> Result<BTreeMap<String, String>, Error> {
+pub(crate) fn parse_sha256sums(origin: &str, text: &str) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for (i, raw) in text.split('\n').enumerate() {
         let line = raw.trim_end_matches('\r');
@@ -239,23 +238,14 @@ fn unescape(s: &str) -> String {
     out
 }
 
-/// Checks `actual` (hex) against what `sums` (from `origin`) lists for `file`.
-pub fn verify(sums: &BTreeMap<String, String>, origin: &str, file: &str, actual: &str) -> Result<(), Error> {
-    let expected =
-        sums.get(file).ok_or_else(|| Error::NotListed { origin: origin.to_string(), file: file.to_string() })?;
-    if !expected.eq_ignore_ascii_case(actual) {
-        return Err(Error::Mismatch { file: file.to_string(), expected: expected.clone(), actual: actual.to_string() });
-    }
-    Ok(())
-}
-
 /// The sha256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+#[cfg(test)]
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
 /// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -264,21 +254,11 @@ pub fn hex(bytes: &[u8]) -> String {
 pub struct Sha256Writer<W: Write> {
     inner: W,
     hasher: Sha256,
-    len: u64,
 }
 
 impl<W: Write> Sha256Writer<W> {
     pub fn new(inner: W) -> Self {
-        Sha256Writer { inner, hasher: Sha256::new(), len: 0 }
-    }
-
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+        Sha256Writer { inner, hasher: Sha256::new() }
     }
 
     /// The inner writer and the sha256 (lowercase hex) of everything written.
@@ -291,7 +271,6 @@ impl<W: Write> Write for Sha256Writer<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.len += n as u64;
         Ok(n)
     }
 

@@ -38,7 +38,7 @@ struct AptEntry {
 /// those, one whose URI also serves `SUITE-updates` (a distribution archive, not a
 /// third-party repository that happens to name the codename) is preferred, then one
 /// with a `main` component, then the first.
-pub fn from_apt(etc_apt: &Path, suites: &[String], arch: Option<&str>) -> Option<Mirror> {
+pub(crate) fn from_apt(etc_apt: &Path, suites: &[String], arch: Option<&str>) -> Option<Mirror> {
     let entries: Vec<AptEntry> = read_apt(etc_apt)
         .into_iter()
         .filter(|e| e.enabled && e.types.iter().any(|t| t == "deb"))
@@ -197,25 +197,6 @@ fn parse_deb822(text: &str, file: &Path) -> Vec<AptEntry> {
             file: file.to_path_buf(),
         })
         .collect()
-}
-
-/// The host's `ID` and then its `ID_LIKE` entries from an os-release file (lowercased),
-/// to match against a dnf source's `host_ids`. Empty if the file is unreadable.
-pub fn os_release_ids(os_release: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(os_release) else { return Vec::new() };
-    let value = |key: &str| {
-        text.lines()
-            .filter_map(|l| l.trim().split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.trim().trim_matches(['"', '\'']).to_ascii_lowercase())
-    };
-    let mut ids: Vec<String> = value("ID").into_iter().collect();
-    for like in value("ID_LIKE").unwrap_or_default().split_whitespace() {
-        if !ids.iter().any(|i| i == like) {
-            ids.push(like.to_string());
-        }
-    }
-    ids
 }
 
 #[cfg(test)]

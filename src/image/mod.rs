@@ -1,16 +1,16 @@
 //! Images: templates say where a distribution comes from, the index and mirror
 //! modules read image servers and apt sources, and the cache keeps each image once.
 
-pub mod build;
-pub mod cache;
-pub mod fetch;
-pub mod index;
-pub mod mirror;
-pub mod obtain;
-pub mod pack;
-pub mod progress;
-pub mod publish;
-pub mod template;
+pub(crate) mod build;
+pub(crate) mod cache;
+pub(crate) mod fetch;
+pub(crate) mod index;
+pub(crate) mod mirror;
+pub(crate) mod obtain;
+pub(crate) mod pack;
+pub(crate) mod progress;
+pub(crate) mod publish;
+pub(crate) mod template;
 
 use std::io;
 use std::path::PathBuf;

@@ -36,7 +36,7 @@ pub struct Obtained {
     pub cached: bool,
 }
 
-pub fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result<Obtained, Error> {
+pub(crate) fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) -> Result<Obtained, Error> {
     let tpl = template::load(&req.distro, Some(Path::new(template::OVERRIDE_DIR)))?;
     let rel = tpl.release(req.release.as_deref())?;
     let arch = match &req.arch {
@@ -197,7 +197,7 @@ impl Ctx<'_> {
             .unwrap_or(index::DEFAULT_SERVER)
             .trim_end_matches('/');
         let dist = if dist.is_empty() { self.tpl.distro.as_str() } else { dist };
-        let index_url = index::url_join(server, "/meta/1.0/", "index-system");
+        let index_url = index::index_url(server);
         let entries = index::parse_from(&index_url, &fetch::text(&index_url)?)?;
         let names = std::iter::once(&self.rel.name).chain(self.rel.aliases.iter());
         let entry =
@@ -320,7 +320,7 @@ fn notices_now(_notices: &mut [String], msg: String) {
 
 /// The directory an image's rootfs is built in: a btrfs subvolume when the cache is on
 /// btrfs (so containers can be snapshots of it), a plain directory otherwise.
-pub fn make_rootfs_dir(path: &Path) -> Result<(), Error> {
+pub(crate) fn make_rootfs_dir(path: &Path) -> Result<(), Error> {
     let parent = path.parent().unwrap_or(Path::new("/"));
     if crate::storage::btrfs::is_btrfs(parent) {
         crate::storage::btrfs::create_subvolume(path)?;
@@ -331,7 +331,7 @@ pub fn make_rootfs_dir(path: &Path) -> Result<(), Error> {
 }
 
 /// Unpacks an archive into a staging directory's rootfs, with a progress bar.
-pub fn unpack_into(archive: &Path, staging: &Staging) -> Result<(), Error> {
+pub(crate) fn unpack_into(archive: &Path, staging: &Staging) -> Result<(), Error> {
     let total = std::fs::metadata(archive).map(|m| m.len()).ok();
     let progress = super::progress::Progress::bytes("unpacking", total);
     let opts = crate::rootfs::unpack::Options { privileged: false, max_bytes: None };

@@ -12,7 +12,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Writes `root` as a tar stream to `out`; returns the number of entries.
-pub fn pack<W: Write>(root: &Path, out: W) -> io::Result<(W, u64)> {
+pub(crate) fn pack<W: Write>(root: &Path, out: W) -> io::Result<(W, u64)> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let mut p = Packer { b, links: HashMap::new(), entries: 0 };
@@ -150,7 +150,7 @@ fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
 }
 
 /// Packs `root` into `dest` as .tar.xz (multithreaded xz, preset `level`).
-pub fn pack_xz(root: &Path, dest: &Path, level: u32) -> io::Result<u64> {
+pub(crate) fn pack_xz(root: &Path, dest: &Path, level: u32) -> io::Result<u64> {
     let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let stream = liblzma::stream::MtStreamBuilder::new()
         .threads(threads)

@@ -10,7 +10,7 @@ use crate::base::fsutil;
 use crate::base::paths::Paths;
 
 /// Checks that no cached image already answers to `alias`.
-pub fn check_alias(cache: &Cache<'_>, alias: &str) -> Result<(), Error> {
+pub(crate) fn check_alias(cache: &Cache<'_>, alias: &str) -> Result<(), Error> {
     crate::base::name::validate(alias).map_err(|e| Error::BadAlias { alias: alias.into(), message: e.to_string() })?;
     if let Some(other) = cache.list()?.into_iter().find(|m| m.aliases.iter().any(|a| a == alias) || m.id == alias) {
         return Err(Error::AliasTaken { alias: alias.into(), id: other.id });
@@ -19,7 +19,7 @@ pub fn check_alias(cache: &Cache<'_>, alias: &str) -> Result<(), Error> {
 }
 
 /// Copies the root filesystem of the stopped container `name` into a new image.
-pub fn publish(paths: &Paths, name: &str, alias: &str, notices: &mut Vec<String>) -> Result<Meta, Error> {
+pub(crate) fn publish(paths: &Paths, name: &str, alias: &str, notices: &mut Vec<String>) -> Result<Meta, Error> {
     let cache = Cache::new(paths);
     check_alias(&cache, alias)?;
     let dir = paths.container(name);
@@ -61,7 +61,7 @@ pub fn publish(paths: &Paths, name: &str, alias: &str, notices: &mut Vec<String>
 
 /// Writes image `meta` into the image-server tree at `out`, adding it to the tree's
 /// index (other images already there stay listed). Returns the image's directory.
-pub fn export(paths: &Paths, meta: &Meta, out: &Path, level: u32) -> Result<std::path::PathBuf, Error> {
+pub(crate) fn export(paths: &Paths, meta: &Meta, out: &Path, level: u32) -> Result<std::path::PathBuf, Error> {
     let io = |action: &'static str, p: &Path| {
         let path = p.to_path_buf();
         move |source| Error::Io { action, path, source }
@@ -150,7 +150,12 @@ fn write_meta_tar(meta: &Meta, dest: &Path) -> std::io::Result<()> {
 }
 
 /// `hutch image import FILE`: a rootfs archive becomes a cached image.
-pub fn import(paths: &Paths, file: &Path, alias: Option<&str>, notices: &mut Vec<String>) -> Result<Meta, Error> {
+pub(crate) fn import(
+    paths: &Paths,
+    file: &Path,
+    alias: Option<&str>,
+    notices: &mut Vec<String>,
+) -> Result<Meta, Error> {
     let cache = Cache::new(paths);
     if let Some(a) = alias {
         check_alias(&cache, a)?;

@@ -53,7 +53,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// Where template files that replace or add to the embedded ones live by default.
-pub const OVERRIDE_DIR: &str = "/etc/hutch/templates";
+pub(crate) const OVERRIDE_DIR: &str = "/etc/hutch/templates";
 
 const EMBEDDED: &[(&str, &str)] = &[
     ("alpine", include_str!("../../templates/alpine.toml")),
@@ -65,7 +65,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// Architectures by their Debian/LXC names, the names hutch uses everywhere.
-pub const ARCHES: &[&str] = &["amd64", "arm64", "armhf", "i386", "ppc64el", "s390x", "riscv64", "loong64"];
+pub(crate) const ARCHES: &[&str] = &["amd64", "arm64", "armhf", "i386", "ppc64el", "s390x", "riscv64", "loong64"];
 
 const PLACEHOLDERS: &[&str] = &["mirror", "release", "version", "arch"];
 
@@ -129,7 +129,7 @@ fn is_name(s: &str) -> bool {
 }
 
 /// Parses `ubuntu`, `ubuntu:24.04`, `centos:9-Stream`.
-pub fn parse_ref(s: &str) -> Result<ImageRef, Error> {
+pub(crate) fn parse_ref(s: &str) -> Result<ImageRef, Error> {
     let bad = |reason: &str| Err(Error::BadRef { input: s.to_string(), reason: reason.to_string() });
     if s.is_empty() {
         return bad("it is empty");
@@ -157,12 +157,12 @@ pub fn parse_ref(s: &str) -> Result<ImageRef, Error> {
 }
 
 /// The distributions built into this binary.
-pub fn known() -> Vec<&'static str> {
+pub(crate) fn known() -> Vec<&'static str> {
     EMBEDDED.iter().map(|(n, _)| *n).collect()
 }
 
 /// The built-in distributions plus those the override directory adds, sorted.
-pub fn known_in(override_dir: Option<&Path>) -> Vec<String> {
+pub(crate) fn known_in(override_dir: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = known().into_iter().map(str::to_string).collect();
     if let Some(rd) = override_dir.and_then(|d| std::fs::read_dir(d).ok()) {
         for entry in rd.flatten() {
@@ -179,7 +179,7 @@ pub fn known_in(override_dir: Option<&Path>) -> Vec<String> {
 }
 
 /// The template for `distro`: `override_dir/DISTRO.toml` if it exists, else the built-in one.
-pub fn load(distro: &str, override_dir: Option<&Path>) -> Result<Template, Error> {
+pub(crate) fn load(distro: &str, override_dir: Option<&Path>) -> Result<Template, Error> {
     let unknown = || Error::UnknownDistro { distro: distro.to_string(), known: known_in(override_dir) };
     if !is_name(distro) {
         return Err(unknown());
@@ -400,7 +400,7 @@ fn check_pattern(p: &str) -> Result<(), String> {
 }
 
 /// Fills a pattern. `arch` is the source's name for it ([`Source::arch_for`]).
-pub fn expand(pattern: &str, mirror: &str, release: &Release, arch: &str) -> String {
+pub(crate) fn expand(pattern: &str, mirror: &str, release: &Release, arch: &str) -> String {
     pattern
         .replace("{mirror}", mirror.trim_end_matches('/'))
         .replace("{release}", &release.name)
@@ -513,7 +513,7 @@ impl Template {
 }
 
 /// The host's architecture by its Debian/LXC name.
-pub fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -527,7 +527,7 @@ pub fn host_arch() -> &'static str {
 
 /// The Debian/LXC name of an architecture given by any common name (`x86_64`, `aarch64`,
 /// `armv7l`, `i686`, `ppc64le`, ...), ignoring case.
-pub fn normalize_arch(s: &str) -> Result<&'static str, Error> {
+pub(crate) fn normalize_arch(s: &str) -> Result<&'static str, Error> {
     let a = match s.to_ascii_lowercase().as_str() {
         "amd64" | "x86_64" | "x86-64" | "x64" => "amd64",
         "arm64" | "aarch64" | "armv8" | "armv8l" => "arm64",
@@ -543,7 +543,7 @@ pub fn normalize_arch(s: &str) -> Result<&'static str, Error> {
 }
 
 /// The RPM (dnf) name of an architecture given by any common name.
-pub fn rpm_arch(s: &str) -> Result<&'static str, Error> {
+pub(crate) fn rpm_arch(s: &str) -> Result<&'static str, Error> {
     Ok(match normalize_arch(s)? {
         "amd64" => "x86_64",
         "arm64" => "aarch64",

@@ -8,24 +8,24 @@ use super::addr;
 use super::link::Netlink;
 use super::net::{self, Network};
 use super::{Error, nft};
-use crate::config::{Config, Nic};
 use crate::base::paths::Paths;
+use crate::config::{Config, Nic};
 
 /// A new NIC on `network`, with a fresh stable MAC.
-pub fn new_nic(network: &str, name: &str, container: &str) -> Nic {
+pub(crate) fn new_nic(network: &str, name: &str, container: &str) -> Nic {
     let seed = format!("{container}/{name}/{}", crate::sys::random_hex128());
     Nic {
         network: network.into(),
         name: name.into(),
-        mac: addr::format_mac(&addr::mac_for(&seed)),
-        ipv4: "auto".into(),
+        mac: addr::Mac(addr::mac_for(&seed)),
+        ipv4: addr::Ipv4Mode::Auto,
         ipv4_address: None,
     }
 }
 
 /// Reserves addresses for every NIC (creating the default network on first use) and
 /// records them in the NICs. On error nothing stays reserved.
-pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(), Error> {
+pub(crate) fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(), Error> {
     for i in 0..nics.len() {
         // A generated MAC is 24 random bits: draw again on the rare clash.
         if let Ok(r) = net::load_reservations(paths, &nics[i].network) {
@@ -38,7 +38,7 @@ pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(
         }
         let result = net::ensure(paths, &nics[i].network).and_then(|n| net::reserve(paths, &n, container, &nics[i]));
         match result {
-            Ok(ip) => nics[i].ipv4_address = Some(ip.to_string()),
+            Ok(ip) => nics[i].ipv4_address = Some(ip),
             Err(e) => {
                 release_all(paths, container, &nics[..i]);
                 return Err(e);
@@ -49,7 +49,7 @@ pub fn reserve_all(paths: &Paths, container: &str, nics: &mut [Nic]) -> Result<(
 }
 
 /// Frees the reservations of `container` on the networks of `nics`.
-pub fn release_all(paths: &Paths, container: &str, nics: &[Nic]) {
+pub(crate) fn release_all(paths: &Paths, container: &str, nics: &[Nic]) {
     for n in nics {
         let _ = net::release(paths, &n.network, container);
     }
@@ -61,7 +61,7 @@ pub fn host_name(paths: &Paths, container: &str, idx: usize) -> String {
 }
 
 /// Temporary name of the container side, until the container renames it.
-pub fn peer_name(paths: &Paths, container: &str, idx: usize) -> String {
+pub(crate) fn peer_name(paths: &Paths, container: &str, idx: usize) -> String {
     addr::ifname("hp-", &link_seed(paths, container, idx))
 }
 
@@ -73,7 +73,7 @@ fn link_seed(paths: &Paths, container: &str, idx: usize) -> String {
 
 /// At start, before the monitor: every NIC's network up (bridge, dnsmasq, NAT; repaired
 /// if something died), its reservation in place, and the published ports loaded.
-pub fn prepare(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
+pub(crate) fn prepare(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
     // Reservations the config no longer has (a nic edited away or moved).
     for n in net::list(paths)? {
         let r = net::load_reservations(paths, &n.name)?;
@@ -101,7 +101,7 @@ fn gateways(paths: &Paths) -> Vec<Ipv4Addr> {
 /// In the monitor, between clone and init: a veth pair per NIC, the host end on the
 /// bridge and up, the other end moved into the container's network namespace (`pid`).
 /// Returns (temporary name, final name) pairs for the child to rename.
-pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result<Vec<(String, String)>, Error> {
+pub(crate) fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result<Vec<(String, String)>, Error> {
     if config.nics.is_empty() {
         return Ok(Vec::new());
     }
@@ -119,11 +119,7 @@ pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result
                 nl.delete(name)?;
             }
         }
-        let mac = addr::parse_mac(&nic.mac).map_err(|e| Error::BadAddress {
-            address: nic.mac.clone(),
-            network: n.name.clone(),
-            message: e.to_string(),
-        })?;
+        let mac = nic.mac.0;
         let (h, p) = nl.create_veth(&host, &peer, mac)?;
         let plugged = nl
             .set_master(h.index, bridge.index)
@@ -140,7 +136,7 @@ pub fn plug(paths: &Paths, container: &str, config: &Config, pid: i32) -> Result
 
 /// After the container ended: its veths (usually gone with its namespace) and its
 /// published ports. Never fails; returns what went wrong, for the log.
-pub fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
+pub(crate) fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     if !config.nics.is_empty() {
         match Netlink::new() {
@@ -164,13 +160,13 @@ pub fn unplug(paths: &Paths, container: &str, config: &Config) -> Vec<String> {
     problems
 }
 
-pub fn ports_table(paths: &Paths, container: &str) -> String {
+pub(crate) fn ports_table(paths: &Paths, container: &str) -> String {
     format!("{}c-{container}", net::prefix(paths))
 }
 
 /// Loads the container's published ports (its own nftables table, replaced whole),
 /// or removes the table when it has none.
-pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
+pub(crate) fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<(), Error> {
     if config.ports.is_empty() {
         return remove_ports(paths, container);
     }
@@ -187,13 +183,14 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
         .ports
         .iter()
         .map(|p| nft::Port {
-            proto: if p.proto == "udp" { nft::Proto::Udp } else { nft::Proto::Tcp },
-            host_ip: p.host_ip.as_deref().and_then(|s| s.parse().ok()),
+            proto: p.proto,
+            host_ip: p.host_ip,
             host_port: p.host_port,
             dest,
             dest_port: p.container_port,
         })
         .collect();
+    nft::check_ports(&ports)?;
     let script = nft::render(&nft::Ruleset {
         table: &ports_table(paths, container),
         bridge: &n.bridge,
@@ -206,7 +203,7 @@ pub fn apply_ports(paths: &Paths, container: &str, config: &Config) -> Result<()
     net::nft_apply(&script)
 }
 
-pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
+pub(crate) fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
     if crate::base::fsutil::which("nft").is_none() {
         return Ok(());
     }
@@ -214,9 +211,9 @@ pub fn remove_ports(paths: &Paths, container: &str) -> Result<(), Error> {
 }
 
 /// The address reserved for `nic` of `container`.
-pub fn reserved(paths: &Paths, container: &str, nic: &Nic) -> Result<Option<Ipv4Addr>, Error> {
+pub(crate) fn reserved(paths: &Paths, container: &str, nic: &Nic) -> Result<Option<Ipv4Addr>, Error> {
     let r = net::load_reservations(paths, &nic.network)?;
-    Ok(r.list.iter().find(|x| x.container == container && x.nic == nic.name).and_then(|x| x.ipv4.parse().ok()))
+    Ok(r.list.iter().find(|x| x.container == container && x.nic == nic.name).map(|x| x.ipv4))
 }
 
 /// What `list` and `info` show of a NIC.
@@ -233,7 +230,7 @@ pub struct NicInfo {
     pub tx_bytes: Option<u64>,
 }
 
-pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
+pub(crate) fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
     config
         .nics
         .iter()
@@ -247,7 +244,7 @@ pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
             NicInfo {
                 name: nic.name.clone(),
                 network: nic.network.clone(),
-                mac: nic.mac.clone(),
+                mac: nic.mac.to_string(),
                 ipv4: reserved(paths, container, nic).ok().flatten().map(|a| a.to_string()),
                 ipv6: network.as_ref().and_then(|n| slaac(n, &nic.mac)).map(|a| a.to_string()),
                 rx_bytes: stat("tx_bytes"),
@@ -259,9 +256,9 @@ pub fn info(paths: &Paths, container: &str, config: &Config) -> Vec<NicInfo> {
 }
 
 /// The SLAAC (EUI-64) address a NIC takes from its network's IPv6 prefix.
-fn slaac(n: &Network, mac: &str) -> Option<Ipv6Addr> {
+fn slaac(n: &Network, mac: &addr::Mac) -> Option<Ipv6Addr> {
     let v6 = n.v6()?;
-    let m = addr::parse_mac(mac).ok()?;
+    let m = mac.0;
     let mut o = v6.network.octets();
     o[8..16].copy_from_slice(&[m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]);
     Some(Ipv6Addr::from(o))

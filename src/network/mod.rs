@@ -3,10 +3,10 @@
 
 pub mod addr;
 pub mod attach;
-pub mod dnsmasq;
+pub(crate) mod dnsmasq;
 pub mod link;
-pub mod net;
-pub mod nft;
+pub(crate) mod net;
+pub(crate) mod nft;
 
 use std::path::PathBuf;
 
@@ -46,6 +46,10 @@ pub enum Error {
     Link(#[from] link::Error),
     #[error("failed to publish {what}: {message}")]
     Port { what: String, message: String },
+    #[error(transparent)]
+    Ports(#[from] nft::Error),
+    #[error(transparent)]
+    Domain(#[from] dnsmasq::Error),
 }
 
 impl Error {
@@ -63,6 +67,8 @@ impl Error {
             Error::NoFreeSubnet => Some("give one with --subnet CIDR".into()),
             Error::BadSubnet { .. } => Some("give a free IPv4 subnet such as 10.66.1.0/24".into()),
             Error::Link(e) => e.hint(),
+            Error::Ports(e) => e.hint(),
+            Error::Domain(e) => e.hint(),
             _ => None,
         }
     }

@@ -63,7 +63,7 @@ fn open_parent<'a>(root: &OwnedFd, path: &'a str) -> io::Result<(OwnedFd, &'a st
 
 /// Creates `path` as a symlink to `target` (which is stored as is, not resolved) inside
 /// `rootfs`, replacing whatever non-directory is there. The parent must exist.
-pub fn symlink_in_root(rootfs: &Path, path: &str, target: &str) -> io::Result<()> {
+pub(crate) fn symlink_in_root(rootfs: &Path, path: &str, target: &str) -> io::Result<()> {
     let root = open_root(rootfs)?;
     let (parent, name) = open_parent(&root, path)?;
     let tmp = format!(".{name}.hutch-link-{}", std::process::id());
@@ -81,14 +81,14 @@ pub fn symlink_in_root(rootfs: &Path, path: &str, target: &str) -> io::Result<()
 /// at a time: each existing component is opened with `RESOLVE_IN_ROOT` (so a symlink
 /// such as `/lib -> usr/lib` is followed inside the rootfs), each missing one is made
 /// with `mkdirat` in its already-resolved parent. A dangling symlink in the way is an
-/// error, never followed out of the rootfs.
-pub fn mkdir_in_root(rootfs: &Path, path: &str, mode: u32) -> io::Result<()> {
-    mkdir_in_root_owned(rootfs, path, mode, None).map(|_| ())
-}
-
-/// [`mkdir_in_root`], giving each directory it creates to `owner` (uid, gid); returns
-/// how many directories it created.
-pub fn mkdir_in_root_owned(rootfs: &Path, path: &str, mode: u32, owner: Option<(u32, u32)>) -> io::Result<usize> {
+/// error, never followed out of the rootfs. Each directory it creates goes to `owner`
+/// (uid, gid) when given; returns how many directories it created.
+pub(crate) fn mkdir_in_root_owned(
+    rootfs: &Path,
+    path: &str,
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<usize> {
     let root = open_root(rootfs)?;
     let comps = components(path)?;
     let mut created = 0;
@@ -125,7 +125,7 @@ pub fn mkdir_in_root_owned(rootfs: &Path, path: &str, mode: u32, owner: Option<(
 
 /// Whether `path` exists inside `rootfs`, following symlinks inside it (a symlink to
 /// a host path that the rootfs does not have does not exist).
-pub fn exists_in_root(rootfs: &Path, path: &str) -> bool {
+pub(crate) fn exists_in_root(rootfs: &Path, path: &str) -> bool {
     let (Ok(root), Ok(comps)) = (open_root(rootfs), components(path)) else { return false };
     let joined = comps.join("/");
     crate::sys::openat2(
@@ -140,7 +140,7 @@ pub fn exists_in_root(rootfs: &Path, path: &str) -> bool {
 
 /// `lstat` of `path` inside `rootfs`: the parent is resolved inside the rootfs, the
 /// final component is not followed.
-pub fn lstat_in_root(rootfs: &Path, path: &str) -> io::Result<Stat> {
+pub(crate) fn lstat_in_root(rootfs: &Path, path: &str) -> io::Result<Stat> {
     let root = open_root(rootfs)?;
     let (parent, name) = open_parent(&root, path)?;
     Ok(rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?)
@@ -148,7 +148,7 @@ pub fn lstat_in_root(rootfs: &Path, path: &str) -> io::Result<Stat> {
 
 /// Changes the owner of `path` inside `rootfs` without following its final component
 /// (a symlink gets the new owner itself).
-pub fn chown_in_root(rootfs: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn chown_in_root(rootfs: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
     let root = open_root(rootfs)?;
     let (parent, name) = open_parent(&root, path)?;
     Ok(rustix::fs::chownat(
@@ -162,7 +162,7 @@ pub fn chown_in_root(rootfs: &Path, path: &str, uid: u32, gid: u32) -> io::Resul
 
 /// Reads the regular file `path` inside `rootfs` (symlinks followed inside it), at
 /// most `limit` bytes; anything else (a FIFO, a device, a larger file) is refused.
-pub fn read_file_in_root(rootfs: &Path, path: &str, limit: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_file_in_root(rootfs: &Path, path: &str, limit: u64) -> io::Result<Vec<u8>> {
     let root = open_root(rootfs)?;
     let rel = components(path)?.join("/");
     if rel.is_empty() {

@@ -3,6 +3,10 @@ use crate::rootfs::write_file;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::PathBuf;
 
+fn mkdir_in_root(rootfs: &Path, path: &str, mode: u32) -> io::Result<()> {
+    mkdir_in_root_owned(rootfs, path, mode, None).map(|_| ())
+}
+
 /// A rootfs and an "outside" directory next to it that nothing may touch.
 struct Tree {
     _dir: tempfile::TempDir,

@@ -7,11 +7,10 @@
 
 pub mod copy;
 mod in_root;
-pub mod unpack;
+pub(crate) mod unpack;
 
-pub use in_root::{
-    chown_in_root, exists_in_root, lstat_in_root, mkdir_in_root, mkdir_in_root_owned, read_file_in_root,
-    symlink_in_root,
+pub(crate) use in_root::{
+    chown_in_root, exists_in_root, lstat_in_root, mkdir_in_root_owned, read_file_in_root, symlink_in_root,
 };
 
 use std::io;
@@ -55,7 +54,7 @@ impl Error {
 
 /// Where inits live, in the order they are tried (LXC's default first, then where
 /// systemd-nspawn looks).
-pub const INIT_CANDIDATES: &[&str] = &["/sbin/init", "/usr/lib/systemd/systemd", "/lib/systemd/systemd"];
+pub(crate) const INIT_CANDIDATES: &[&str] = &["/sbin/init", "/usr/lib/systemd/systemd", "/lib/systemd/systemd"];
 
 /// How each init family is driven: matched on the file name the candidate resolves
 /// to inside the rootfs. The first match wins; the last row is the default.
@@ -66,7 +65,7 @@ pub struct InitKind {
     pub ready: Ready,
 }
 
-pub const INIT_KINDS: &[InitKind] = &[
+pub(crate) const INIT_KINDS: &[InitKind] = &[
     // Halts on SIGRTMIN+3 and reports READY=1 on $NOTIFY_SOCKET.
     InitKind { file_name: Some("systemd"), family: "systemd", halt_signal: "SIGRTMIN+3", ready: Ready::Notify },
     // busybox init: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots (LXC's busybox template).
@@ -78,7 +77,7 @@ pub const INIT_KINDS: &[InitKind] = &[
 ];
 
 /// The init of `rootfs`: its path and how to drive it.
-pub fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
+pub(crate) fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
     check_dir(rootfs)?;
     for cand in INIT_CANDIDATES {
         if let Some(target) = resolve_executable(rootfs, cand) {
@@ -90,7 +89,7 @@ pub fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
             return Ok((
                 Init {
                     command: vec![cand.to_string()],
-                    halt_signal: kind.halt_signal.into(),
+                    halt_signal: kind.halt_signal.parse().expect("INIT_KINDS names valid signals"),
                     ready: kind.ready,
                     stop_timeout: 30,
                 },
@@ -103,7 +102,7 @@ pub fn detect_init(rootfs: &Path) -> Result<(Init, &'static str), Error> {
 
 /// Whether `path` (inside `rootfs`) is an executable regular file; returns where it
 /// leads inside the rootfs after symlinks.
-pub fn resolve_executable(rootfs: &Path, path: &str) -> Option<PathBuf> {
+pub(crate) fn resolve_executable(rootfs: &Path, path: &str) -> Option<PathBuf> {
     let root = rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let fd = crate::sys::openat2(
         &root,
@@ -127,7 +126,7 @@ pub fn resolve_executable(rootfs: &Path, path: &str) -> Option<PathBuf> {
 /// Writes `contents` to `path` inside `rootfs` (e.g. `/etc/hostname`), resolving
 /// every component inside the rootfs and replacing the file by rename, so a symlink
 /// planted at the path or above it can never redirect the write to the host.
-pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::Result<()> {
     let rel = path.trim_start_matches('/');
     let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
     if name.is_empty() || name == "." || name == ".." {
@@ -162,7 +161,7 @@ pub fn write_file(rootfs: &Path, path: &str, contents: &[u8], mode: u32) -> io::
     result
 }
 
-pub fn check_dir(path: &Path) -> Result<(), Error> {
+pub(crate) fn check_dir(path: &Path) -> Result<(), Error> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::Missing { path: path.into() }),
         Err(source) => Err(Error::Read { path: path.into(), source }),

@@ -15,7 +15,7 @@ fn assert_common(root: &Root) {
 fn systemd_init() -> Init {
     Init {
         command: vec!["/sbin/init".into()],
-        halt_signal: "SIGRTMIN+3".into(),
+        halt_signal: "SIGRTMIN+3".parse().unwrap(),
         ready: Ready::Notify,
         stop_timeout: 30,
     }
@@ -237,7 +237,7 @@ fn alpine_with_openrc() {
     );
     let init = Init {
         command: vec!["/sbin/init".into()],
-        halt_signal: "SIGUSR1".into(),
+        halt_signal: "SIGUSR1".parse().unwrap(),
         ready: Ready::Exec,
         stop_timeout: 30,
     };

@@ -181,12 +181,10 @@ fn sha256_of_known_inputs() {
 fn sha256_writer_hashes_what_passes_through() {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let mut w = Sha256Writer::new(Vec::new());
-    assert!(w.is_empty());
     for chunk in data.chunks(777) {
         w.write_all(chunk).unwrap();
     }
     w.flush().unwrap();
-    assert_eq!(w.len(), data.len() as u64);
     let (inner, hex) = w.finish();
     assert_eq!(inner, data);
     assert_eq!(hex, sha256_hex(&data));
@@ -194,16 +192,4 @@ fn sha256_writer_hashes_what_passes_through() {
     let mut w = Sha256Writer::new(std::io::sink());
     std::io::copy(&mut &b"abc"[..], &mut w).unwrap();
     assert_eq!(w.finish().1, sha256_hex(b"abc"));
-}
-
-#[test]
-fn verify_checks_listed_files() {
-    let sums = parse_sha256sums("S", &format!("{}  rootfs.tar.xz\n", sha256_hex(b"abc"))).unwrap();
-    verify(&sums, "S", "rootfs.tar.xz", &sha256_hex(b"abc").to_uppercase()).unwrap();
-    let e = verify(&sums, "S", "rootfs.tar.xz", &sha256_hex(b"abd")).unwrap_err();
-    assert!(e.to_string().starts_with("failed to verify rootfs.tar.xz: its sha256 is "), "{e}");
-    assert!(e.to_string().contains("expected ba7816bf"), "{e}");
-    assert!(e.hint().unwrap().contains("try again"));
-    let e = verify(&sums, "S", "meta.tar.xz", "00").unwrap_err();
-    assert_eq!(e.to_string(), "failed to verify meta.tar.xz: S does not list it");
 }

@@ -197,14 +197,3 @@ fn suites_come_from_the_template() {
     let t = crate::image::template::load("debian", None).unwrap();
     assert_eq!(from_apt(d.path(), &t.apt_suites(), None).unwrap().suite, "buster");
 }
-
-#[test]
-fn os_release_ids_are_id_then_id_like() {
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("os-release");
-    fs::write(&p, "NAME=\"CentOS Stream\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"9\"\n").unwrap();
-    assert_eq!(os_release_ids(&p), ["centos", "rhel", "fedora"]);
-    fs::write(&p, "ID=Fedora\n").unwrap();
-    assert_eq!(os_release_ids(&p), ["fedora"]);
-    assert!(os_release_ids(&d.path().join("missing")).is_empty());
-}

@@ -17,13 +17,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 /// Linux's `IFNAMSIZ` less the terminating NUL.
-pub const IFNAME_MAX: usize = 15;
+pub(crate) const IFNAME_MAX: usize = 15;
 /// The smallest and largest IPv4 networks hutch manages: a /30 still holds the gateway
 /// and one container; a /8 is the whole of 10.0.0.0/8.
-pub const MIN_PREFIX: u8 = 8;
-pub const MAX_PREFIX: u8 = 30;
+pub(crate) const MIN_PREFIX: u8 = 8;
+pub(crate) const MAX_PREFIX: u8 = 30;
 /// The OUI LXC and Xen use for guests' MACs (`00:16:3e`).
-pub const MAC_OUI: [u8; 3] = [0x00, 0x16, 0x3e];
+pub(crate) const MAC_OUI: [u8; 3] = [0x00, 0x16, 0x3e];
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -45,6 +45,8 @@ pub enum Error {
     Mac { input: String, problem: &'static str },
     #[error("failed to use interface name {name:?}: {problem}")]
     Ifname { name: String, problem: &'static str },
+    #[error("failed to parse {input:?} as a NIC's IPv4 address: expected \"auto\" or an IPv4 address")]
+    Ipv4Mode { input: String },
 }
 
 impl Error {
@@ -66,6 +68,7 @@ impl Error {
             Error::Mac { .. } => {
                 Some("write six colon-separated hex bytes of a unicast address, e.g. 00:16:3e:12:34:56".into())
             }
+            Error::Ipv4Mode { .. } => None,
             Error::Ifname { .. } => Some(format!(
                 "interface names are 1-{IFNAME_MAX} bytes without '/', ':' or whitespace; hutch's own use only a-z, A-Z, 0-9, '.', '_' and '-'"
             )),
@@ -321,7 +324,7 @@ const CANDIDATES: u32 = 1 << 16;
 /// wrapping around; 10.0.0.0/24 and 10.255.255.0/24, the edges of 10/8 that other
 /// software likes to claim, are never picked. `None` when all are taken (e.g. a
 /// route to all of 10.0.0.0/8).
-pub fn pick_free_subnet(taken: &[V4Net], start: u32) -> Option<V4Net> {
+pub(crate) fn pick_free_subnet(taken: &[V4Net], start: u32) -> Option<V4Net> {
     (0..CANDIDATES)
         .map(|i| (start % CANDIDATES + i) % CANDIDATES)
         .filter(|&i| i != 0 && i != CANDIDATES - 1)
@@ -334,7 +337,12 @@ pub fn pick_free_subnet(taken: &[V4Net], start: u32) -> Option<V4Net> {
 /// With `fixed`, checks the requested address: inside the subnet, neither the
 /// network address, the gateway nor the broadcast address, and not in `used`.
 /// Without, the lowest free container address (from the one after the gateway).
-pub fn allocate(net: &V4Net, used: &[Ipv4Addr], fixed: Option<Ipv4Addr>, network: &str) -> Result<Ipv4Addr, Error> {
+pub(crate) fn allocate(
+    net: &V4Net,
+    used: &[Ipv4Addr],
+    fixed: Option<Ipv4Addr>,
+    network: &str,
+) -> Result<Ipv4Addr, Error> {
     let net = net.normalised();
     if let Some(ip) = fixed {
         let network = network.to_string();
@@ -386,19 +394,19 @@ pub(crate) fn stable_hash(data: &[u8]) -> u64 {
 /// administered, unicast and never all-zero. Three bytes collide by chance (about
 /// one in 300 for 100 containers on one bridge): callers check the new MAC against
 /// the network's reservations and re-seed (`NAME#1`, ...) on a clash.
-pub fn mac_for(seed: &str) -> [u8; 6] {
+pub(crate) fn mac_for(seed: &str) -> [u8; 6] {
     let h = stable_hash(seed.as_bytes()).to_be_bytes();
     [MAC_OUI[0], MAC_OUI[1], MAC_OUI[2], h[0], h[1], h[2]]
 }
 
 /// `00:16:3e:0a:1b:2c` (lower case).
-pub fn format_mac(mac: &[u8; 6]) -> String {
+pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Parses six colon-separated two-digit hex bytes (either case). Refuses multicast
 /// (and so broadcast) addresses and all-zero, which no interface can have.
-pub fn parse_mac(s: &str) -> Result<[u8; 6], Error> {
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], Error> {
     let fail = |problem| Error::Mac { input: s.to_string(), problem };
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
@@ -418,6 +426,87 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], Error> {
         return Err(fail("it is all zero"));
     }
     Ok(mac)
+}
+
+/// A MAC address, checked by [`parse_mac`]; written as [`format_mac`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_mac(&self.0))
+    }
+}
+
+impl FromStr for Mac {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Mac, Error> {
+        parse_mac(s).map(Mac)
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a NIC gets its IPv4 address: `"auto"` (a reservation from the network's pool)
+/// or a fixed address in the network's subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Ipv4Mode {
+    #[default]
+    Auto,
+    Fixed(Ipv4Addr),
+}
+
+impl Ipv4Mode {
+    /// The fixed address asked for, if any.
+    pub fn fixed(&self) -> Option<Ipv4Addr> {
+        match self {
+            Ipv4Mode::Auto => None,
+            Ipv4Mode::Fixed(ip) => Some(*ip),
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ipv4Mode::Auto => f.write_str("auto"),
+            Ipv4Mode::Fixed(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl FromStr for Ipv4Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ipv4Mode, Error> {
+        match s {
+            "auto" => Ok(Ipv4Mode::Auto),
+            _ => s.parse().map(Ipv4Mode::Fixed).map_err(|_| Error::Ipv4Mode { input: s.to_string() }),
+        }
+    }
+}
+
+impl Serialize for Ipv4Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ipv4Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ipv4Mode, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn plain_ifname_char(b: u8) -> bool {
@@ -446,7 +535,7 @@ pub fn ifname(prefix: &str, name: &str) -> String {
 
 /// The kernel's rule for interface names (`dev_valid_name`): 1 to 15 bytes, no `/`,
 /// `:` or whitespace, and not `.` or `..`.
-pub fn validate_ifname(s: &str) -> Result<(), Error> {
+pub(crate) fn validate_ifname(s: &str) -> Result<(), Error> {
     let fail = |problem| Err(Error::Ifname { name: s.to_string(), problem });
     if s.is_empty() {
         return fail("it is empty");
@@ -465,7 +554,7 @@ pub fn validate_ifname(s: &str) -> Result<(), Error> {
 
 /// [`validate_ifname`], and only `a-zA-Z0-9._-`: for bridges hutch creates, whose
 /// names go into dnsmasq and nftables configuration unquoted or inside quotes.
-pub fn validate_bridge_name(s: &str) -> Result<(), Error> {
+pub(crate) fn validate_bridge_name(s: &str) -> Result<(), Error> {
     validate_ifname(s)?;
     if !s.bytes().all(plain_ifname_char) {
         return Err(Error::Ifname {
@@ -480,7 +569,7 @@ pub fn validate_bridge_name(s: &str) -> Result<(), Error> {
 /// and a 16-bit subnet ID, all from [`stable_hash`]. RFC 4193 draws the global ID at
 /// random; a seed naming both the host and the network (e.g. machine-id and network
 /// name) keeps it unique in practice and stable across restarts.
-pub fn ula_subnet(seed: &str) -> V6Net {
+pub(crate) fn ula_subnet(seed: &str) -> V6Net {
     let h = stable_hash(seed.as_bytes()).to_be_bytes();
     let mut b = [0u8; 16];
     b[0] = 0xfd;

@@ -22,7 +22,7 @@ use thiserror::Error;
 use super::addr::{V4Net, V6Net, format_mac, parse_mac};
 
 /// How long a DHCPv4 lease (and an RA's prefix lifetime) lasts; guests renew at half.
-pub const LEASE_TIME: &str = "1h";
+pub(crate) const LEASE_TIME: &str = "1h";
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -44,7 +44,7 @@ impl Error {
 /// Checks a DNS domain for a network's names: dot-separated labels of `a-z`, `0-9`
 /// and `-`, each 1-63 characters not starting or ending with `-`, 253 at most in
 /// all, no trailing dot. Lower case only, as hutch's container names are.
-pub fn validate_domain(domain: &str) -> Result<(), Error> {
+pub(crate) fn validate_domain(domain: &str) -> Result<(), Error> {
     let fail = |problem| Err(Error::Domain { domain: domain.to_string(), problem });
     if domain.is_empty() {
         return fail("it is empty");
@@ -125,7 +125,7 @@ pub struct Conf<'a> {
 /// files are opened as root first, but SIGHUP re-reads the hosts files as `nobody`,
 /// so they must be world-readable (root's 0644 is) in directories `nobody` can
 /// search. (SIGUSR2, which reopens the log file as `nobody`, is not used.)
-pub fn render(c: &Conf) -> String {
+pub(crate) fn render(c: &Conf) -> String {
     let gw = c.net.gateway();
     let mut s = String::new();
     let mut line = |l: &str| {
@@ -175,7 +175,7 @@ fn by_address(rs: &[Reservation]) -> Vec<&Reservation> {
 }
 
 /// The `dhcp-hostsfile`: one `MAC,IP,NAME` line per reservation, by address.
-pub fn hosts_file(rs: &[Reservation]) -> String {
+pub(crate) fn hosts_file(rs: &[Reservation]) -> String {
     let mut s = String::new();
     for r in by_address(rs) {
         let _ = writeln!(s, "{},{},{}", format_mac(&r.mac), r.ipv4, r.name);
@@ -185,7 +185,7 @@ pub fn hosts_file(rs: &[Reservation]) -> String {
 
 /// The `addn-hosts` file: `IP NAME.DOMAIN NAME` per reservation, by address, so
 /// names resolve from the moment a container is created, leased or not.
-pub fn addn_hosts(rs: &[Reservation], domain: &str) -> String {
+pub(crate) fn addn_hosts(rs: &[Reservation], domain: &str) -> String {
     let mut s = String::new();
     for r in by_address(rs) {
         let _ = writeln!(s, "{} {}.{domain} {}", r.ipv4, r.name, r.name);
@@ -210,7 +210,7 @@ pub struct Lease {
 /// `EXPIRY MAC IP HOSTNAME CLIENTID` (`*` for an unknown hostname or client id).
 /// The `duid` line and DHCPv6 leases (`EXPIRY IAID IPV6 HOSTNAME DUID`) are skipped,
 /// as is any line that does not parse (dnsmasq may be rewriting the file).
-pub fn parse_leases(text: &str) -> Vec<Lease> {
+pub(crate) fn parse_leases(text: &str) -> Vec<Lease> {
     let star = |f: &str| (f != "*").then(|| f.to_string());
     text.lines()
         .filter_map(|line| {

@@ -107,7 +107,7 @@ impl fmt::Display for Port {
 /// same protocol and host port whose host addresses overlap (all addresses overlap
 /// every one). Pass every network's ports, not just one network's: each network's
 /// table DNATs independently, and two tables claiming a port would race.
-pub fn check_ports(ports: &[Port]) -> Result<(), Error> {
+pub(crate) fn check_ports(ports: &[Port]) -> Result<(), Error> {
     for (i, p) in ports.iter().enumerate() {
         if p.host_port == 0 || p.dest_port == 0 {
             return Err(Error::PortZero { port: *p });
@@ -130,7 +130,7 @@ pub fn check_ports(ports: &[Port]) -> Result<(), Error> {
 /// What hutch's table for one network holds.
 #[derive(Debug, Clone)]
 pub struct Ruleset<'a> {
-    /// [`table_name`] of the network.
+    /// The network's table ([`super::net::Network::table`]).
     pub table: &'a str,
     /// The network's bridge (a name [`super::addr::validate_bridge_name`] accepts).
     pub bridge: &'a str,
@@ -143,16 +143,6 @@ pub struct Ruleset<'a> {
     /// Addresses never redirected to a published port: every hutch gateway, so a
     /// container publishing port 53 cannot answer other networks' DNS.
     pub keep: &'a [Ipv4Addr],
-}
-
-/// `hutch-NETWORK`, with anything nft would not take in a bare identifier (outside
-/// `a-zA-Z0-9._-`) replaced by `_`.
-pub fn table_name(network: &str) -> String {
-    let clean: String = network
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
-        .collect();
-    format!("hutch-{clean}")
 }
 
 /// One `nft -f` script that replaces the network's table in a single transaction:
@@ -182,117 +172,139 @@ pub fn table_name(network: &str) -> String {
 ///   br_netfilter shows to inet hooks).
 ///
 /// Ports with an IPv6 host address are left out ([`check_ports`] refuses them).
-pub fn render(r: &Ruleset) -> String {
-    let t = r.table;
-    let br = r.bridge;
+pub(crate) fn render(r: &Ruleset) -> String {
     let net = r.net.normalised();
     let ports: Vec<&Port> = r.ports.iter().filter(|p| !matches!(p.bound_ip(), Some(IpAddr::V6(_)))).collect();
     let mut s = String::new();
-    let mut w = |l: &str| {
-        s.push_str(l);
-        s.push('\n');
-    };
-    w(&format!("# hutch network table {t} (bridge {br}), replaced whole on every change."));
-    w(&format!("table inet {t} {{}}"));
-    w(&format!("delete table inet {t}"));
-    w(&format!("table inet {t} {{"));
+    let (t, br) = (r.table, r.bridge);
+    line(&mut s, &format!("# hutch network table {t} (bridge {br}), replaced whole on every change."));
+    line(&mut s, &format!("table inet {t} {{}}"));
+    line(&mut s, &format!("delete table inet {t}"));
+    line(&mut s, &format!("table inet {t} {{"));
+    guard_chains(&mut s, br, &net);
+    forward_chain(&mut s, br, &ports);
+    dnat_chains(&mut s, r, &net, &ports);
+    postrouting_chain(&mut s, r, &net, &ports);
+    line(&mut s, "}");
+    s
+}
 
-    // Before NAT (-100): nothing from the bridge may reach the host's loopback
-    // (route_localnet is on for the bridge, CVE-2020-8558), and containers speak only
-    // from their subnet (DHCP discovery from 0.0.0.0 aside).
-    w("\tchain guard {");
-    w("\t\ttype filter hook prerouting priority -150; policy accept;");
-    w(&format!("\t\tiifname \"{br}\" ip daddr 127.0.0.0/8 drop"));
-    w(&format!("\t\tiifname \"{br}\" ip saddr 0.0.0.0 udp dport 67 accept"));
-    w(&format!("\t\tiifname \"{br}\" meta nfproto ipv4 ip saddr != {net} drop"));
-    w("\t}");
-    // The network's dnsmasq answers only its own bridge (and the host itself).
-    w("\tchain input {");
-    w("\t\ttype filter hook input priority filter; policy accept;");
-    w(&format!(
-        "\t\tip daddr {} iifname != {{ \"{br}\", \"lo\" }} meta l4proto {{ tcp, udp }} th dport {{ 53, 67 }} drop",
-        net.gateway()
-    ));
-    w("\t}");
+fn line(s: &mut String, l: &str) {
+    s.push_str(l);
+    s.push('\n');
+}
 
-    w("\tchain forward {");
-    w("\t\ttype filter hook forward priority filter; policy accept;");
-    w(&format!("\t\tiifname \"{br}\" accept"));
-    w(&format!("\t\toifname \"{br}\" ct state established,related accept"));
+/// Before NAT (-100): nothing from the bridge may reach the host's loopback
+/// (route_localnet is on for the bridge, CVE-2020-8558), and containers speak only
+/// from their subnet (DHCP discovery from 0.0.0.0 aside). The network's dnsmasq
+/// answers only its own bridge (and the host itself).
+fn guard_chains(s: &mut String, br: &str, net: &V4Net) {
+    line(s, "\tchain guard {");
+    line(s, "\t\ttype filter hook prerouting priority -150; policy accept;");
+    line(s, &format!("\t\tiifname \"{br}\" ip daddr 127.0.0.0/8 drop"));
+    line(s, &format!("\t\tiifname \"{br}\" ip saddr 0.0.0.0 udp dport 67 accept"));
+    line(s, &format!("\t\tiifname \"{br}\" meta nfproto ipv4 ip saddr != {net} drop"));
+    line(s, "\t}");
+    line(s, "\tchain input {");
+    line(s, "\t\ttype filter hook input priority filter; policy accept;");
+    line(
+        s,
+        &format!(
+            "\t\tip daddr {} iifname != {{ \"{br}\", \"lo\" }} meta l4proto {{ tcp, udp }} th dport {{ 53, 67 }} drop",
+            net.gateway()
+        ),
+    );
+    line(s, "\t}");
+}
+
+fn forward_chain(s: &mut String, br: &str, ports: &[&Port]) {
+    line(s, "\tchain forward {");
+    line(s, "\t\ttype filter hook forward priority filter; policy accept;");
+    line(s, &format!("\t\tiifname \"{br}\" accept"));
+    line(s, &format!("\t\toifname \"{br}\" ct state established,related accept"));
     let mut seen = HashSet::new();
     for p in ports.iter().filter(|p| seen.insert((p.proto, p.dest, p.dest_port))) {
-        w(&format!("\t\toifname \"{br}\" ip daddr {} {} dport {} ct state new accept", p.dest, p.proto, p.dest_port));
+        line(
+            s,
+            &format!("\t\toifname \"{br}\" ip daddr {} {} dport {} ct state new accept", p.dest, p.proto, p.dest_port),
+        );
     }
-    w("\t}");
+    line(s, "\t}");
+}
 
+/// The DNAT rules of one published port; `local` for connections the host makes
+/// itself: only 127.0.0.1 of the loopback range (not a stub resolver on 127.0.0.53,
+/// say), and the host's other addresses. `keep` lists the addresses never redirected.
+fn dnat(p: &Port, local: bool, keep: &str) -> Vec<String> {
+    let rule = |matcher: String| {
+        format!("\t\t{matcher} {} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port)
+    };
+    match p.bound_ip() {
+        Some(ip) => vec![rule(format!("ip daddr {ip}"))],
+        // The family check keeps IPv6 packets away from an IPv4 DNAT: `fib` alone
+        // matches both in an inet table.
+        None if local => vec![
+            rule("ip daddr 127.0.0.1".to_string()),
+            rule(format!("meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != {{ {keep} }}")),
+        ],
+        None => vec![rule(format!("meta nfproto ipv4 fib daddr type local ip daddr != {{ {keep} }}"))],
+    }
+}
+
+/// `prerouting` and `output`: DNAT for published ports, from outside and from the host.
+fn dnat_chains(s: &mut String, r: &Ruleset, net: &V4Net, ports: &[&Port]) {
     let mut keep: Vec<String> = r.keep.iter().map(|a| a.to_string()).collect();
     keep.push(net.gateway().to_string());
     keep.sort();
     keep.dedup();
     let keep = keep.join(", ");
-    // Locally generated: only 127.0.0.1 of the loopback range (not a stub resolver
-    // on 127.0.0.53, say), and the host's other addresses.
-    let dnat = |p: &Port, local: bool| {
-        let rule = |matcher: String| {
-            format!("\t\t{matcher} {} dport {} dnat ip to {}:{}", p.proto, p.host_port, p.dest, p.dest_port)
-        };
-        match p.bound_ip() {
-            Some(ip) => vec![rule(format!("ip daddr {ip}"))],
-            // The family check keeps IPv6 packets away from an IPv4 DNAT: `fib` alone
-            // matches both in an inet table.
-            None if local => vec![
-                rule("ip daddr 127.0.0.1".to_string()),
-                rule(format!(
-                    "meta nfproto ipv4 fib daddr type local ip daddr != 127.0.0.0/8 ip daddr != {{ {keep} }}"
-                )),
-            ],
-            None => vec![rule(format!("meta nfproto ipv4 fib daddr type local ip daddr != {{ {keep} }}"))],
-        }
-    };
-    w("\tchain prerouting {");
-    w("\t\ttype nat hook prerouting priority dstnat; policy accept;");
+    line(s, "\tchain prerouting {");
+    line(s, "\t\ttype nat hook prerouting priority dstnat; policy accept;");
     if !ports.is_empty() {
-        w(&format!("\t\tiifname \"{br}\" ip daddr {} return", net.gateway()));
+        line(s, &format!("\t\tiifname \"{}\" ip daddr {} return", r.bridge, net.gateway()));
     }
-    for p in &ports {
-        dnat(p, false).iter().for_each(|l| w(l));
+    for p in ports {
+        dnat(p, false, &keep).iter().for_each(|l| line(s, l));
     }
-    w("\t}");
+    line(s, "\t}");
 
-    w("\tchain output {");
-    w("\t\ttype nat hook output priority -100; policy accept;");
-    for p in &ports {
-        dnat(p, true).iter().for_each(|l| w(l));
+    line(s, "\tchain output {");
+    line(s, "\t\ttype nat hook output priority -100; policy accept;");
+    for p in ports {
+        dnat(p, true, &keep).iter().for_each(|l| line(s, l));
     }
-    w("\t}");
+    line(s, "\t}");
+}
 
-    w("\tchain postrouting {");
-    w("\t\ttype nat hook postrouting priority srcnat; policy accept;");
+fn postrouting_chain(s: &mut String, r: &Ruleset, net: &V4Net, ports: &[&Port]) {
+    line(s, "\tchain postrouting {");
+    line(s, "\t\ttype nat hook postrouting priority srcnat; policy accept;");
     if r.nat {
-        w(&format!("\t\tip saddr {net} ip daddr != {net} masquerade"));
+        line(s, &format!("\t\tip saddr {net} ip daddr != {net} masquerade"));
         if let Some(v6) = &r.v6 {
-            w(&format!("\t\tip6 saddr {v6} ip6 daddr != {v6} masquerade"));
+            line(s, &format!("\t\tip6 saddr {v6} ip6 daddr != {v6} masquerade"));
         }
     }
     if !ports.is_empty() {
-        w(&format!("\t\tip saddr 127.0.0.0/8 oifname \"{br}\" masquerade"));
+        line(s, &format!("\t\tip saddr 127.0.0.0/8 oifname \"{}\" masquerade", r.bridge));
     }
     // One hairpin rule per destination, however many host ports lead to it.
     let mut seen = HashSet::new();
     for p in ports.iter().filter(|p| seen.insert((p.proto, p.dest, p.dest_port))) {
-        w(&format!(
-            "\t\tip saddr {net} ip daddr {} {} dport {} ct status dnat masquerade",
-            p.dest, p.proto, p.dest_port
-        ));
+        line(
+            s,
+            &format!(
+                "\t\tip saddr {net} ip daddr {} {} dport {} ct status dnat masquerade",
+                p.dest, p.proto, p.dest_port
+            ),
+        );
     }
-    w("\t}");
-    w("}");
-    s
+    line(s, "\t}");
 }
 
 /// Removes the table if it exists and does nothing otherwise (the same add-then-
 /// delete idiom, in one transaction).
-pub fn render_delete(table: &str) -> String {
+pub(crate) fn render_delete(table: &str) -> String {
     format!("table inet {table} {{}}\ndelete table inet {table}\n")
 }
 

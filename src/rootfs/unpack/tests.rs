@@ -5,10 +5,12 @@
 //! is checked only as root.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
 use super::*;
+use rustix::fs::XattrFlags;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
