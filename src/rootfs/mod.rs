@@ -175,6 +175,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
+    #[test]
+    fn every_init_kind_names_a_valid_signal() {
+        for k in INIT_KINDS {
+            assert!(k.halt_signal.parse::<crate::base::signal::Signal>().is_ok(), "{}", k.family);
+        }
+    }
+
     fn exe(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"#!/bin/sh\n").unwrap();
