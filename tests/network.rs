@@ -166,7 +166,11 @@ fn dhcp_dns_nat_and_published_ports() {
     // Stop: veth and port rules gone; start again: both back.
     h.ok(&["stop", "web"]);
     assert!(h.veths("web").is_empty(), "{:?}", h.veths("web"));
-    assert!(http_get((Ipv4Addr::LOCALHOST, 8081)).is_err());
+    assert!(
+        http_get((Ipv4Addr::LOCALHOST, 8081)).is_err(),
+        "port 8081 still published after stop; monitor log:\n{}",
+        std::fs::read_to_string(h.paths().monitor_log("web")).unwrap_or_default()
+    );
     h.ok(&["start", "web", "--wait"]);
     assert!(eventually(Duration::from_secs(20), || http_get((Ipv4Addr::LOCALHOST, 8081))
         .is_ok_and(|p| p.contains("nginx"))));
