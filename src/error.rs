@@ -19,6 +19,9 @@ pub enum Error {
     Image(#[from] crate::image::Error),
     #[error(transparent)]
     Network(#[from] crate::network::Error),
+    /// Writing data on stdout failed; a closed pipe among these ends the command quietly.
+    #[error("failed to write the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error("failed to {action}: {message}")]
     Cli { action: String, message: String, hint: Option<String> },
 }
@@ -40,7 +43,7 @@ impl Error {
             Error::Image(e) => e.hint(),
             Error::Network(e) => e.hint(),
             Error::Cli { hint, .. } => hint.clone(),
-            Error::Name(_) | Error::Signal(_) => None,
+            Error::Name(_) | Error::Signal(_) | Error::Output(_) => None,
         }
     }
 }

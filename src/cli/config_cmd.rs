@@ -4,12 +4,12 @@
 use std::io::{IsTerminal, Read, Write};
 
 use super::ConfigCmd;
+use crate::base::lock::Lock;
+use crate::base::output::Format;
+use crate::base::paths::Paths;
 use crate::config::{self, Config};
 use crate::container::{self, Status};
 use crate::error::Error;
-use crate::base::lock::Lock;
-use crate::base::output::{Format, JSON_VERSION};
-use crate::base::paths::Paths;
 
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
     match cmd {
@@ -18,14 +18,10 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let path = paths.config(&name);
             let config = Config::load(&path)?;
             match format {
-                Format::Text => {
-                    print!("{}", std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?)
-                }
-                Format::Json => {
-                    let mut v = serde_json::to_value(&config).expect("serialisable");
-                    v["format_version"] = JSON_VERSION.into();
-                    println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
-                }
+                Format::Text => super::emit(
+                    &std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?,
+                )?,
+                Format::Json => super::emit_object(&config)?,
             }
             Ok(0)
         }
@@ -34,12 +30,12 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let config = Config::load(&paths.config(&name))?;
             let value = config::get(&config, &key)?;
             match (format, value) {
-                (Format::Json, v) => {
-                    println!("{}", serde_json::to_string(&v).expect("serialisable"))
+                (Format::Json, value) => {
+                    super::emit_object(&serde_json::json!({ "name": name, "key": key, "value": value }))?
                 }
                 (Format::Text, None) => {}
-                (Format::Text, Some(toml::Value::String(s))) => println!("{s}"),
-                (Format::Text, Some(v)) => println!("{v}"),
+                (Format::Text, Some(toml::Value::String(s))) => out!("{s}"),
+                (Format::Text, Some(v)) => out!("{v}"),
             }
             Ok(0)
         }

@@ -1,13 +1,13 @@
 //! image list, pull, rm, import, export; publish.
 
 use super::{ImageCmd, PullArgs, notify};
+use crate::base::lock::Lock;
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 use crate::error::Error;
 use crate::image::cache::Cache;
 use crate::image::obtain::{self, Request};
 use crate::image::publish;
-use crate::base::lock::Lock;
-use crate::base::output::{self, Format};
-use crate::base::paths::Paths;
 
 pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Request, Error> {
     let mut req = Request::parse(reference)?;
@@ -37,25 +37,25 @@ pub fn run(paths: &Paths, cmd: ImageCmd) -> Result<u8, Error> {
             let _lock = cache_lock(paths)?;
             let got = obtain::obtain(paths, &req, &mut notices)?;
             notify(&notices);
-            println!("Pulled {} as image {}", got.meta.describe(), got.meta.id);
+            out!("Pulled {} as image {}", got.meta.describe(), got.meta.id);
         }
         ImageCmd::Rm { image } => {
             let _lock = cache_lock(paths)?;
             let meta = cache.resolve(&image)?;
             cache.remove(&meta)?;
-            println!("Removed image {} ({})", meta.id, meta.describe());
+            out!("Removed image {} ({})", meta.id, meta.describe());
         }
         ImageCmd::Import { file, alias } => {
             let _lock = cache_lock(paths)?;
             let meta = publish::import(paths, &file, alias.as_deref(), &mut notices)?;
             notify(&notices);
-            println!("Imported {} as image {} ({})", file.display(), meta.id, meta.describe());
+            out!("Imported {} as image {} ({})", file.display(), meta.id, meta.describe());
         }
         ImageCmd::Export { image, dir, level } => {
             let meta = cache.resolve(&image)?;
             let at = publish::export(paths, &meta, &dir, level)?;
-            println!("Exported image {} to {}", meta.id, at.display());
-            println!("Serve {} over HTTP and create with --server URL", dir.display());
+            out!("Exported image {} to {}", meta.id, at.display());
+            out!("Serve {} over HTTP and create with --server URL", dir.display());
         }
     }
     Ok(0)
@@ -77,7 +77,7 @@ pub fn publish(paths: &Paths, name: &str, alias: &str) -> Result<u8, Error> {
     let mut notices = Vec::new();
     let meta = publish::publish(paths, name, alias, &mut notices)?;
     notify(&notices);
-    println!("Published {name} as image {} (alias {alias}, {})", meta.id, meta.describe());
+    out!("Published {name} as image {} (alias {alias}, {})", meta.id, meta.describe());
     Ok(0)
 }
 
@@ -85,7 +85,7 @@ fn list(cache: &Cache<'_>, format: Format) -> Result<(), Error> {
     let images = cache.list()?;
     match format {
         Format::Json => {
-            output::print_json("images", &images);
+            super::emit_json("images", &images)?;
         }
         Format::Text => {
             let rows: Vec<Vec<String>> = images
@@ -103,10 +103,10 @@ fn list(cache: &Cache<'_>, format: Format) -> Result<(), Error> {
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                output::table(&["ID", "ALIASES", "DISTRO", "RELEASE", "ARCH", "VARIANT", "SOURCE", "BUILD"], &rows)
-            );
+            super::emit(&output::table(
+                &["ID", "ALIASES", "DISTRO", "RELEASE", "ARCH", "VARIANT", "SOURCE", "BUILD"],
+                &rows,
+            ))?;
         }
     }
     Ok(())

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
+use crate::base::state::LastExit;
 use crate::config::Config;
 use crate::container::{self, Observed, Status};
 use crate::error::Error;
-use crate::base::output::{self, Format, JSON_VERSION};
-use crate::base::paths::Paths;
-use crate::base::state::LastExit;
 
 #[derive(Serialize)]
 struct ListEntry {
@@ -42,7 +42,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
         container::list_names(paths).iter().map(|n| entry(paths, n, &container::observe(paths, n))).collect();
     match format {
         Format::Json => {
-            output::print_json("containers", &entries);
+            super::emit_json("containers", &entries)?;
         }
         Format::Text => {
             let now = crate::base::fsutil::now_ms();
@@ -60,7 +60,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows));
+            super::emit(&output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows))?;
         }
     }
     Ok(0)
@@ -68,7 +68,6 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
 
 #[derive(Serialize)]
 struct Info {
-    format_version: u32,
     name: String,
     state: Status,
     pid: Option<i32>,
@@ -99,7 +98,6 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     let up = obs.status.is_up();
     let st = obs.state.as_ref().filter(|_| up);
     let info = Info {
-        format_version: JSON_VERSION,
         name: name.into(),
         state: obs.status,
         pid: obs.init_pid(),
@@ -125,7 +123,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         }),
     };
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
+        super::emit_object(&info)?;
         return Ok(0);
     }
     let now = crate::base::fsutil::now_ms();
@@ -203,7 +201,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     if let Some(l) = &info.last_exit {
         items.push(("Last exit", format!("{} ({})", l.detail, output::utc(l.at_ms))));
     }
-    print!("{}", output::pairs(&items));
+    super::emit(&output::pairs(&items))?;
     Ok(0)
 }
 
@@ -214,8 +212,8 @@ impl Info {
     }
 }
 
-/// Where log bytes go: raw to stdout, or as JSON Lines (`{"log": "console", "line":
-/// "..."}`), holding back a partial last line until it is complete.
+/// Where log bytes go: raw to stdout, or as JSON Lines (`{"format_version": 1, "log":
+/// "console", "line": "..."}`), holding back a partial last line until it is complete.
 struct LogOut {
     json: Option<&'static str>,
     partial: Vec<u8>,
@@ -232,8 +230,7 @@ impl LogOut {
         while let Some(nl) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=nl).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string();
-            let json = serde_json::json!({ "log": log, "line": text });
-            if writeln!(out, "{json}").is_err() {
+            if output::json_line(&mut out, &serde_json::json!({ "log": log, "line": text })).is_err() {
                 return false;
             }
         }

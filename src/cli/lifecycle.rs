@@ -1,9 +1,9 @@
 //! create, start, stop, restart, kill, freeze, destroy.
 
 use super::{CreateArgs, notify};
+use crate::base::paths::Paths;
 use crate::container::{self, Source, Status};
 use crate::error::Error;
-use crate::base::paths::Paths;
 
 pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     let name = args.name.as_str();
@@ -59,7 +59,7 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     }
     let created = container::create(paths, name, &source, privileged, &networks, args.ipv4.as_deref())?;
     notify(&created.notices);
-    println!(
+    out!(
         "Created {name} ({}{}, {} init {}, halt signal {}{})",
         if privileged { "privileged" } else { "unprivileged" },
         created.distro.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
@@ -79,8 +79,8 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
     let started = container::start(paths, name, wait)?;
     notify(&started.notices);
     match started.boot_ms {
-        Some(ms) => println!("Started {name} in {:.2} s (init pid {})", ms as f64 / 1000.0, started.init_pid),
-        None => println!("Started {name} (init pid {})", started.init_pid),
+        Some(ms) => out!("Started {name} in {:.2} s (init pid {})", ms as f64 / 1000.0, started.init_pid),
+        None => out!("Started {name} (init pid {})", started.init_pid),
     }
     Ok(0)
 }
@@ -88,7 +88,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
 pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Result<u8, Error> {
     let (detail, notices) = container::stop(paths, name, timeout, force)?;
     notify(&notices);
-    println!("Stopped {name}: {detail}");
+    out!("Stopped {name}: {detail}");
     Ok(0)
 }
 
@@ -104,21 +104,21 @@ pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Resul
         .map_err(|e| Error::cli(format!("signal {name}"), e.to_string()))?;
     let n = container::kill(paths, name, sig, all)?;
     if all {
-        println!("Sent {} to {n} processes in {name}", crate::base::signal::name(sig));
+        out!("Sent {} to {n} processes in {name}", crate::base::signal::name(sig));
     } else {
-        println!("Sent {} to init of {name}", crate::base::signal::name(sig));
+        out!("Sent {} to init of {name}", crate::base::signal::name(sig));
     }
     Ok(0)
 }
 
 pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<u8, Error> {
     container::freeze(paths, name, frozen)?;
-    println!("{} {name}", if frozen { "Froze" } else { "Thawed" });
+    out!("{} {name}", if frozen { "Froze" } else { "Thawed" });
     Ok(0)
 }
 
 pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<u8, Error> {
     notify(&container::destroy(paths, name, force)?);
-    println!("Destroyed {name}");
+    out!("Destroyed {name}");
     Ok(0)
 }

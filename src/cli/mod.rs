@@ -2,6 +2,14 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error (from clap); `exec` and `shell`
 //! exit with the command's own status.
 
+/// Writes one line of data on stdout and returns early with `Error::Output` if it
+/// cannot (a reader that went away ends the command quietly, in `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 mod config_cmd;
 mod image_cmd;
 mod inspect;
@@ -11,14 +19,15 @@ mod run;
 mod top;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{Error, report};
-use crate::base::output::Format;
+use crate::base::output::{self, Format};
 use crate::base::paths::Paths;
+use crate::error::{Error, report};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -373,6 +382,8 @@ pub fn main() -> ExitCode {
     };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`hutch list | head -1`): nothing more to say, as ripgrep does.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
             ExitCode::from(1)
@@ -446,7 +457,28 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
 
 /// Prints notices (things hutch did on its own) on stderr.
 pub(crate) fn notify(notices: &[String]) {
+    let mut err = std::io::stderr().lock();
     for n in notices {
-        eprintln!("hutch: {n}");
+        let _ = writeln!(err, "hutch: {n}");
     }
+}
+
+/// Writes data on stdout, flushed, so that a closed pipe shows here as an error.
+pub(crate) fn emit(s: &str) -> Result<(), Error> {
+    output::text(&mut std::io::stdout().lock(), s).map_err(Error::Output)
+}
+
+/// Writes the `{"format_version": 1, KEY: VALUE}` envelope of a read command.
+pub(crate) fn emit_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Error> {
+    output::json(&mut std::io::stdout().lock(), key, value).map_err(Error::Output)
+}
+
+/// Writes `{"format_version": 1, FIELDS...}` for a command that shows one object.
+pub(crate) fn emit_object<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    output::json_object(&mut std::io::stdout().lock(), value).map_err(Error::Output)
+}
+
+/// Writes one JSON Lines record (`top`, `logs --format json`).
+pub(crate) fn emit_line<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    output::json_line(&mut std::io::stdout().lock(), value).map_err(Error::Output)
 }

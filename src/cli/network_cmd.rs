@@ -3,12 +3,12 @@
 use serde::Serialize;
 
 use super::{NetworkCmd, PortCmd};
-use crate::config::{Config, Port};
-use crate::error::Error;
 use crate::base::lock::Lock;
-use crate::network::{attach, net};
 use crate::base::output::{self, Format};
 use crate::base::paths::Paths;
+use crate::config::{Config, Port};
+use crate::error::Error;
+use crate::network::{attach, net};
 
 #[derive(Serialize)]
 struct NetworkView {
@@ -47,7 +47,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
             let opts =
                 net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat, domain: &domain };
             let n = net::create(paths, &name, &opts)?;
-            println!(
+            out!(
                 "Created network {name}: bridge {}, {} (gateway {}){}{}",
                 n.bridge,
                 n.ipv4,
@@ -59,7 +59,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
         NetworkCmd::List { format } => {
             let views = net::list(paths)?.into_iter().map(|n| view(paths, n)).collect::<Result<Vec<_>, _>>()?;
             match format {
-                Format::Json => output::print_json("networks", &views),
+                Format::Json => super::emit_json("networks", &views)?,
                 Format::Text => {
                     let rows: Vec<Vec<String>> = views
                         .iter()
@@ -75,37 +75,37 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                             ]
                         })
                         .collect();
-                    print!(
-                        "{}",
-                        output::table(&["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"], &rows)
-                    );
+                    super::emit(&output::table(
+                        &["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"],
+                        &rows,
+                    ))?;
                 }
             }
         }
         NetworkCmd::Show { name, format } => {
             let v = view(paths, net::require(paths, &name)?)?;
             match format {
-                Format::Json => output::print_json("network", &v),
+                Format::Json => super::emit_json("network", &v)?,
                 Format::Text => {
-                    println!("Name:     {}", v.network.name);
-                    println!("Bridge:   {}", v.network.bridge);
-                    println!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
-                    println!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
-                    println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
-                    println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
-                    println!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
+                    out!("Name:     {}", v.network.name);
+                    out!("Bridge:   {}", v.network.bridge);
+                    out!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
+                    out!("IPv6:     {}", v.network.ipv6.as_deref().unwrap_or("none"));
+                    out!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
+                    out!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
+                    out!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
                     let rows: Vec<Vec<String>> = v
                         .containers
                         .iter()
                         .map(|m| vec![m.container.clone(), m.nic.clone(), m.ipv4.clone(), m.mac.clone()])
                         .collect();
-                    print!("{}", output::table(&["CONTAINER", "NIC", "IPV4", "MAC"], &rows));
+                    super::emit(&output::table(&["CONTAINER", "NIC", "IPV4", "MAC"], &rows))?;
                 }
             }
         }
         NetworkCmd::Delete { name } => {
             net::delete(paths, &name)?;
-            println!("Deleted network {name}");
+            out!("Deleted network {name}");
         }
     }
     Ok(0)
@@ -132,7 +132,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             crate::container::require_exists(paths, &name)?;
             let config = Config::load(&paths.config(&name))?;
             match format {
-                Format::Json => output::print_json("ports", &config.ports),
+                Format::Json => super::emit_json("ports", &config.ports)?,
                 Format::Text => {
                     let rows: Vec<Vec<String>> = config
                         .ports
@@ -146,7 +146,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                             ]
                         })
                         .collect();
-                    print!("{}", output::table(&["HOST_IP", "HOST_PORT", "CONTAINER_PORT", "PROTO"], &rows));
+                    super::emit(&output::table(&["HOST_IP", "HOST_PORT", "CONTAINER_PORT", "PROTO"], &rows))?;
                 }
             }
         }
@@ -191,7 +191,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                 .map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
             apply(paths, &name, &config)?;
             config.save(&paths.config(&name))?;
-            println!("Published {host}/{proto} -> {name}:{container_port}");
+            out!("Published {host}/{proto} -> {name}:{container_port}");
         }
         PortCmd::Rm { name, host, proto } => {
             crate::container::require_exists(paths, &name)?;
@@ -210,7 +210,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             }
             apply(paths, &name, &config)?;
             config.save(&paths.config(&name))?;
-            println!("Unpublished {host}/{proto} of {name}");
+            out!("Unpublished {host}/{proto} of {name}");
         }
     }
     Ok(0)
