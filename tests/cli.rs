@@ -46,3 +46,107 @@ fn every_read_command_ends_quietly_when_its_reader_goes_away() {
     }
     h.ok(&["stop", "bb", "--force"]);
 }
+
+/// A /29 in 10.214.0.0/16 that no route of this host overlaps (its own range, apart
+/// from tests/network.rs's).
+fn free_29() -> String {
+    let routes = hutch::network::addr::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap());
+    (0..4096u32)
+        .map(|i| {
+            format!("{}/29", std::net::Ipv4Addr::from(0x0ad6_0000u32 + ((std::process::id() * 8 + i * 8) & 0xfff8)))
+        })
+        .find(|s| {
+            let net = hutch::network::addr::V4Net::parse(s).unwrap();
+            !routes.iter().any(|r| r.overlaps(&net))
+        })
+        .unwrap()
+}
+
+/// Parses `hutch args...` as one JSON document with `format_version` 1.
+fn json(h: &Hutch, args: &[&str]) -> serde_json::Value {
+    let out = h.ok(args);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("hutch {args:?}: {e}: {out}"));
+    assert_eq!(v["format_version"], 1, "hutch {args:?}: {v}");
+    v
+}
+
+/// Parses `hutch args...` as JSON Lines, each object with `format_version` 1.
+fn json_lines(h: &Hutch, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = h.ok(args);
+    let lines: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("hutch {args:?}: {e}: {l:?}"))).collect();
+    assert!(lines.iter().all(|l| l["format_version"] == 1), "hutch {args:?}: {out}");
+    lines
+}
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn every_read_verb_prints_one_json_envelope() {
+    let Some(img) = require("cli_json", &["dnsmasq", "nft"]) else {
+        return;
+    };
+    let h = Hutch::new("cli-json");
+    h.ok(&["network", "create", "clijson", "--subnet", &free_29()]);
+    let from = img.busybox().display().to_string();
+    let created = json(&h, &["create", "bb", "--from-dir", &from, "--network", "clijson", "--format", "json"]);
+    assert_eq!(created["name"], "bb");
+    assert_eq!(created["nics"][0]["network"], "clijson");
+    let addr = created["nics"][0]["ipv4"].as_str().expect("an address at create").to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    h.ok(&["port", "add", "bb", &format!("127.0.0.1:{port}"), "80"]);
+
+    let started = json(&h, &["start", "bb", "--wait", "--format", "json"]);
+    assert_eq!(started["name"], "bb");
+    assert!(started["init_pid"].as_i64().unwrap() > 1, "{started}");
+    assert!(started["boot_ms"].is_u64(), "{started}");
+    assert_eq!(started["nics"][0]["ipv4"], addr.as_str());
+
+    let list = json(&h, &["list", "--format", "json"]);
+    assert_eq!(list["containers"][0]["name"], "bb");
+    assert_eq!(list["containers"][0]["state"], "running");
+    let info = json(&h, &["info", "bb", "--format", "json"]);
+    assert_eq!(info["pid"], started["init_pid"]);
+    let config = json(&h, &["config", "show", "bb", "--format", "json"]);
+    assert_eq!(config["init"]["command"], serde_json::json!(["/sbin/init"]));
+    let get = json(&h, &["config", "get", "bb", "init.halt_signal", "--format", "json"]);
+    assert_eq!((&get["key"], &get["value"]), (&"init.halt_signal".into(), &"SIGUSR1".into()));
+    assert!(json(&h, &["image", "list", "--format", "json"])["images"].is_array());
+    let nets = json(&h, &["network", "list", "--format", "json"]);
+    assert!(nets["networks"].as_array().unwrap().iter().any(|n| n["name"] == "clijson"), "{nets}");
+    let net = json(&h, &["network", "show", "clijson", "--format", "json"]);
+    assert_eq!(net["network"]["containers"][0]["container"], "bb");
+    let ports = json(&h, &["port", "list", "bb", "--format", "json"]);
+    assert_eq!(ports["ports"][0]["host_port"].to_string(), port);
+
+    let top = json_lines(&h, &["top", "--format", "json", "-n", "2", "--interval", "0.2"]);
+    assert_eq!(top.len(), 2);
+    assert_eq!(top[0]["containers"][0]["name"], "bb");
+    h.exec("bb", &["sh", "-c", "echo cli-json-line > /dev/console"]);
+    assert!(common::eventually(std::time::Duration::from_secs(10), || {
+        json_lines(&h, &["logs", "bb", "--format", "json"])
+            .iter()
+            .any(|l| l["log"] == "console" && l["line"].as_str().is_some_and(|s| s.ends_with("cli-json-line")))
+    }));
+    h.ok(&["stop", "bb", "--force"]);
+}
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn info_says_why_a_state_is_unknown() {
+    let Some(img) = require("cli_unknown", &[]) else {
+        return;
+    };
+    let h = Hutch::new("cli-unknown");
+    h.create("bb", &img.busybox(), &["--network", "none"]);
+    let state = h.paths().state_file("bb");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    std::fs::write(&state, "{ torn").unwrap();
+    let info = h.info("bb");
+    assert_eq!(info["state"], "unknown");
+    let why = info["unknown"].as_str().unwrap();
+    assert!(why.contains("the state of bb is unreadable"), "{info}");
+    assert!(info["unknown_hint"].is_string(), "{info}");
+    let text = h.ok(&["info", "bb"]);
+    assert!(text.contains("unknown: the state of bb is unreadable") && text.contains("Hint:"), "{text}");
+    std::fs::remove_file(&state).unwrap();
+}

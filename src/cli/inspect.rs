@@ -16,6 +16,9 @@ use crate::error::Error;
 struct ListEntry {
     name: String,
     state: Status,
+    /// Why the state is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
     pid: Option<i32>,
     privileged: bool,
     started_at_ms: Option<u64>,
@@ -31,6 +34,7 @@ fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
         ipv6: nics.iter().filter_map(|n| n.ipv6.clone()).collect(),
         name: name.into(),
         state: obs.status,
+        unknown: obs.unknown.as_ref().map(|u| format!("the state of {name} is {u}")),
         pid: obs.init_pid(),
         privileged: config.as_ref().is_some_and(|c| c.security.privileged),
         started_at_ms: obs.state.as_ref().filter(|_| obs.status.is_up()).map(|s| s.started_at_ms),
@@ -70,6 +74,11 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
 struct Info {
     name: String,
     state: Status,
+    /// Why the state is `unknown`, and what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_hint: Option<String>,
     pid: Option<i32>,
     monitor_pid: Option<i32>,
     privileged: bool,
@@ -100,6 +109,8 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     let info = Info {
         name: name.into(),
         state: obs.status,
+        unknown: obs.unknown.as_ref().map(|u| format!("the state of {name} is {u}")),
+        unknown_hint: obs.unknown.as_ref().map(|u| u.hint(name)),
         pid: obs.init_pid(),
         monitor_pid: st.filter(|_| obs.monitor_alive).map(|s| s.monitor.pid),
         privileged: config.security.privileged,
@@ -129,6 +140,9 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     let now = crate::base::fsutil::now_ms();
     let mut items: Vec<(&str, String)> =
         vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
+    if let Some(h) = &info.unknown_hint {
+        items.push(("Hint", h.clone()));
+    }
     if let Some(p) = info.pid {
         items.push((
             "PID",
@@ -208,6 +222,9 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
 impl Info {
     fn status_text(&self, monitor_alive: bool) -> String {
         let s = self.state.as_str().to_string();
+        if let Some(why) = &self.unknown {
+            return format!("{s}: {why}");
+        }
         if self.state.is_up() && !monitor_alive { format!("{s} (its monitor is gone; stop still works)") } else { s }
     }
 }

@@ -1,11 +1,37 @@
 //! create, start, stop, restart, kill, freeze, destroy.
 
 use super::{CreateArgs, notify};
+use crate::base::output::Format;
 use crate::base::paths::Paths;
+
 use crate::container::{self, Source, Status};
 use crate::error::Error;
+use serde::Serialize;
 
-pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
+/// What `create --format json` prints.
+#[derive(Serialize)]
+struct CreatedView<'a> {
+    name: &'a str,
+    privileged: bool,
+    distro: Option<&'a str>,
+    init: &'a [String],
+    halt_signal: &'a str,
+    storage: &'a str,
+    nics: Vec<crate::network::attach::NicInfo>,
+}
+
+/// What `start --format json` (and `launch`) prints.
+#[derive(Serialize)]
+struct StartedView<'a> {
+    name: &'a str,
+    init_pid: i32,
+    /// Milliseconds from start to init's readiness, with `--wait`.
+    boot_ms: Option<u64>,
+    nics: Vec<crate::network::attach::NicInfo>,
+}
+
+/// Creates the container; `print` is false when `launch` prints only what `start` does.
+pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error> {
     let name = args.name.as_str();
     let storage = args
         .storage
@@ -59,6 +85,21 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     }
     let created = container::create(paths, name, &source, privileged, &networks, args.ipv4.as_deref())?;
     notify(&created.notices);
+    if !print {
+        return Ok(());
+    }
+    if args.format == Format::Json {
+        let c = &created.config;
+        return super::emit_object(&CreatedView {
+            name,
+            privileged,
+            distro: created.distro.as_deref(),
+            init: &c.init.command,
+            halt_signal: &c.init.halt_signal,
+            storage: c.rootfs.storage.as_str(),
+            nics: crate::network::attach::info(paths, name, c),
+        });
+    }
     out!(
         "Created {name} ({}{}, {} init {}, halt signal {}{})",
         if privileged { "privileged" } else { "unprivileged" },
@@ -75,9 +116,16 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
+pub fn start(paths: &Paths, name: &str, wait: bool, format: Format) -> Result<u8, Error> {
     let started = container::start(paths, name, wait)?;
     notify(&started.notices);
+    if format == Format::Json {
+        let nics = crate::config::Config::load(&paths.config(name))
+            .map(|c| crate::network::attach::info(paths, name, &c))
+            .unwrap_or_default();
+        super::emit_object(&StartedView { name, init_pid: started.init_pid, boot_ms: started.boot_ms, nics })?;
+        return Ok(0);
+    }
     match started.boot_ms {
         Some(ms) => out!("Started {name} in {:.2} s (init pid {})", ms as f64 / 1000.0, started.init_pid),
         None => out!("Started {name} (init pid {})", started.init_pid),
@@ -96,7 +144,7 @@ pub fn restart(paths: &Paths, name: &str, timeout: Option<u64>, force: bool, wai
     if container::observe(paths, name).status != Status::Stopped {
         stop(paths, name, timeout, force)?;
     }
-    start(paths, name, wait)
+    start(paths, name, wait, Format::Text)
 }
 
 pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Result<u8, Error> {

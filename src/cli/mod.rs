@@ -78,6 +78,9 @@ pub enum Cmd {
         /// Return once init reports it has finished booting
         #[arg(long)]
         wait: bool,
+        /// json: {"format_version": 1, "name", "init_pid", "boot_ms", "nics"} on stdout
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Shut a container down: the init's halt signal, then a kill after the timeout
     Stop {
@@ -150,13 +153,14 @@ pub enum Cmd {
         /// Show the monitor's own log instead
         #[arg(long)]
         monitor: bool,
-        /// json: one {"log", "line"} object per line (JSON Lines)
+        /// json: one {"format_version": 1, "log", "line"} object per line (JSON Lines)
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// List containers
     #[command(alias = "ls")]
     List {
+        /// json: {"format_version": 1, "containers": [...]}
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -168,13 +172,14 @@ pub enum Cmd {
         /// Samples to print, then exit (default: until interrupted on a terminal, else 1)
         #[arg(long, short = 'n')]
         count: Option<u32>,
-        /// json: one object per sample (JSON Lines)
+        /// json: one {"format_version": 1, "containers": [...]} object per sample (JSON Lines)
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Show a container's details
     Info {
         name: String,
+        /// json: {"format_version": 1, "name", "state", ...}
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -223,6 +228,9 @@ pub struct CreateArgs {
     /// A fixed IPv4 address for the first NIC (default: one from the network's pool)
     #[arg(long, value_name = "ADDR")]
     pub ipv4: Option<String>,
+    /// json: {"format_version": 1, "name", ...} on stdout (for `launch`, what `start` prints)
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// Where an image comes from, for `create -t` and `image pull`.
@@ -425,17 +433,17 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
     let paths = Paths::new(cli.root.as_deref());
     match cli.cmd {
-        Cmd::Create(args) => lifecycle::create(&paths, args).map(|_| 0),
+        Cmd::Create(args) => lifecycle::create(&paths, args, true).map(|_| 0),
         Cmd::Launch { create, wait } => {
-            let name = create.name.clone();
-            lifecycle::create(&paths, create)?;
-            lifecycle::start(&paths, &name, wait)
+            let (name, format) = (create.name.clone(), create.format);
+            lifecycle::create(&paths, create, format == Format::Text)?;
+            lifecycle::start(&paths, &name, wait, format)
         }
         Cmd::Image { cmd } => image_cmd::run(&paths, cmd),
         Cmd::Publish { name, alias } => image_cmd::publish(&paths, &name, &alias),
         Cmd::Network { cmd } => network_cmd::network(&paths, cmd),
         Cmd::Port { cmd } => network_cmd::port(&paths, cmd),
-        Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
+        Cmd::Start { name, wait, format } => lifecycle::start(&paths, &name, wait, format),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
         Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),
         Cmd::Kill { name, signal, all } => lifecycle::kill(&paths, &name, signal.as_deref(), all),
