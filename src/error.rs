@@ -49,9 +49,13 @@ impl Error {
 }
 
 /// Prints an error the way every hutch command does.
+/// `hutch: error: failed to ...` then, where there is one, `hint: ...`, on stderr (a
+/// closed stderr is ignored: there is nowhere left to say it).
 pub fn report(e: &Error) {
-    eprintln!("hutch: error: {e}");
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "hutch: error: {e}");
     if let Some(h) = e.hint() {
-        eprintln!("hint: {h}");
+        let _ = writeln!(err, "hint: {h}");
     }
 }

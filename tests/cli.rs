@@ -150,3 +150,31 @@ fn info_says_why_a_state_is_unknown() {
     assert!(text.contains("unknown: the state of bb is unreadable") && text.contains("Hint:"), "{text}");
     std::fs::remove_file(&state).unwrap();
 }
+
+#[test]
+fn a_usage_error_reads_like_every_other_error_and_exits_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hutch")).args(["list", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("hutch: error: unexpected argument '--bogus' found\n"), "{err}");
+    assert!(err.trim_end().ends_with("hint: for more information, try '--help'."), "{err}");
+}
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn errors_go_to_stderr_as_error_then_hint() {
+    if require("cli_errors", &[]).is_none() {
+        return;
+    }
+    let h = Hutch::new("cli-errors");
+    for args in [&["info", "nosuch"][..], &["start", "nosuch", "--format", "json"], &["config", "get", "nosuch", "x"]] {
+        let out = h.run(args);
+        assert_eq!(out.status.code(), Some(1), "hutch {args:?}");
+        assert!(out.stdout.is_empty(), "hutch {args:?} wrote data: {:?}", String::from_utf8_lossy(&out.stdout));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(lines[0].starts_with("hutch: error: failed to "), "hutch {args:?}: {err}");
+        assert!(lines[1].starts_with("hint: "), "hutch {args:?}: {err}");
+    }
+}

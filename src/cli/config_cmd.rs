@@ -104,12 +104,13 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
             match Config::parse(&path, &text) {
                 Ok(_) => break Ok(text.clone()),
                 Err(e) => {
-                    eprintln!("hutch: error: {e}");
+                    let e = Error::Config(e);
+                    crate::error::report(&e);
                     eprint!("Press Enter to edit again, or Ctrl-C to abandon the change: ");
                     let _ = std::io::stderr().flush();
                     let mut line = String::new();
                     if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
-                        break Err(Error::Config(e));
+                        break Err(e);
                     }
                 }
             }

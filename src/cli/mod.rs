@@ -383,9 +383,17 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
+        // --help and --version are data (stdout); a usage error goes to stderr as
+        // every other error does, and exits 2.
+        Err(e) if !e.use_stderr() => {
+            return match e.print() {
+                Err(io) if io.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            };
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            let _ = std::io::stderr().lock().write_all(usage_error(&e.render().to_string()).as_bytes());
+            return ExitCode::from(2);
         }
     };
     match dispatch(cli) {
@@ -413,7 +421,7 @@ fn monitor_entry(args: &[OsString]) -> u8 {
         }
     }
     let (Some(state), Some(run), Some(cgroup_parent), Some(name)) = (state, run, parent, name) else {
-        eprintln!("hutch: __monitor is started by `hutch start`, not by hand");
+        eprintln!("hutch: error: __monitor is started by `hutch start`, not by hand");
         return 2;
     };
     // SAFETY: fd 3 is the status pipe the spawning CLI set up with dup2; nothing else
@@ -471,6 +479,21 @@ pub(crate) fn notify(notices: &[String]) {
     }
 }
 
+/// clap's usage error in hutch's shape: `hutch: error: ...`, clap's own details and
+/// usage, then `hint: ...` where clap says where to read more.
+fn usage_error(rendered: &str) -> String {
+    let body = rendered.trim_end().strip_prefix("error: ").unwrap_or(rendered.trim_end());
+    let mut out = String::from("hutch: error: ");
+    for line in body.lines() {
+        match line.strip_prefix("For more information, try ") {
+            Some(rest) => out.push_str(&format!("hint: for more information, try {rest}")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Writes data on stdout, flushed, so that a closed pipe shows here as an error.
 pub(crate) fn emit(s: &str) -> Result<(), Error> {
     output::text(&mut std::io::stdout().lock(), s).map_err(Error::Output)
@@ -489,4 +512,20 @@ pub(crate) fn emit_object<T: serde::Serialize>(value: &T) -> Result<(), Error> {
 /// Writes one JSON Lines record (`top`, `logs --format json`).
 pub(crate) fn emit_line<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     output::json_line(&mut std::io::stdout().lock(), value).map_err(Error::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, usage_error};
+
+    #[test]
+    fn usage_errors_read_like_every_other_error() {
+        let e = Cli::try_parse_from(["hutch", "list", "--bogus"]).unwrap_err();
+        let text = usage_error(&e.render().to_string());
+        assert!(text.starts_with("hutch: error: unexpected argument '--bogus' found\n"), "{text}");
+        assert!(text.contains("Usage: hutch list"), "{text}");
+        assert!(text.ends_with("hint: for more information, try '--help'.\n"), "{text}");
+    }
 }
