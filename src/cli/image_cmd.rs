@@ -13,7 +13,7 @@ pub fn request(reference: &str, pull: &PullArgs, refresh: bool) -> Result<Reques
     let mut req = Request::parse(reference)?;
     req.arch = pull.arch.clone();
     req.variant = pull.variant.clone();
-    req.source = pull.source.clone();
+    req.source = pull.source;
     req.server = pull.server.clone();
     req.mirror = pull.mirror.clone();
     req.refresh = refresh;

@@ -33,12 +33,7 @@ struct StartedView<'a> {
 /// Creates the container; `print` is false when `launch` prints only what `start` does.
 pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error> {
     let name = args.name.as_str();
-    let storage = args
-        .storage
-        .as_deref()
-        .map(crate::storage::Kind::parse)
-        .transpose()
-        .map_err(|e| Error::from(crate::container::Error::from(e)))?;
+    let storage = args.storage;
     notify(&container::collect_leftovers(paths));
     let mut notices = Vec::new();
     // Held through the whole create when the rootfs comes from the image cache, so

@@ -28,6 +28,7 @@ use clap::{Parser, Subcommand};
 use crate::base::output::{self, Format};
 use crate::base::paths::Paths;
 use crate::error::{Error, report};
+use crate::network::nft::Proto;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -216,8 +217,8 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub pull: PullArgs,
     /// How the rootfs is stored: overlay (default) or btrfs over the cached image, or a full copy (dir)
-    #[arg(long, value_name = "KIND", value_parser = ["overlay", "btrfs", "dir"])]
-    pub storage: Option<String>,
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub storage: Option<crate::storage::Kind>,
     /// Run without a user namespace (container root is host root)
     #[arg(long)]
     pub privileged: bool,
@@ -243,8 +244,8 @@ pub struct PullArgs {
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
     /// Use only this kind of source from the template
-    #[arg(long, value_name = "KIND", value_parser = ["image-server", "debootstrap", "dnf", "busybox", "tar"])]
-    pub source: Option<String>,
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub source: Option<crate::image::template::SourceKind>,
     /// Image server in LXC's format (default: https://images.linuxcontainers.org)
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
@@ -329,8 +330,8 @@ pub enum PortCmd {
         /// [HOST_IP:]HOST_PORT
         host: String,
         container_port: u16,
-        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
-        proto: String,
+        #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+        proto: Proto,
     },
     /// List a container's published ports
     #[command(alias = "ls")]
@@ -344,8 +345,8 @@ pub enum PortCmd {
         name: String,
         /// [HOST_IP:]HOST_PORT
         host: String,
-        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
-        proto: String,
+        #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+        proto: Proto,
     },
 }
 
@@ -527,5 +528,22 @@ mod tests {
         assert!(text.starts_with("hutch: error: unexpected argument '--bogus' found\n"), "{text}");
         assert!(text.contains("Usage: hutch list"), "{text}");
         assert!(text.ends_with("hint: for more information, try '--help'.\n"), "{text}");
+    }
+
+    #[test]
+    fn value_enums_name_their_values_as_the_domain_does() {
+        use clap::ValueEnum;
+        for k in crate::image::template::SourceKind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+        }
+        for k in crate::storage::Kind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+        }
+        for p in crate::network::nft::Proto::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.to_string());
+        }
+        let cli = Cli::try_parse_from(["hutch", "image", "pull", "debian", "--source", "image-server"]).unwrap();
+        let super::Cmd::Image { cmd: super::ImageCmd::Pull { pull, .. } } = cli.cmd else { panic!("{cli:?}") };
+        assert_eq!(pull.source, Some(crate::image::template::SourceKind::ImageServer));
     }
 }

@@ -151,6 +151,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             }
         }
         PortCmd::Add { name, host, container_port, proto } => {
+            let proto = proto.to_string();
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
             let what = format!("publish {host}/{proto} for {name}");
@@ -194,6 +195,7 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
             out!("Published {host}/{proto} -> {name}:{container_port}");
         }
         PortCmd::Rm { name, host, proto } => {
+            let proto = proto.to_string();
             crate::container::require_exists(paths, &name)?;
             let (host_ip, host_port) = parse_host(&host)?;
             let _lock =
