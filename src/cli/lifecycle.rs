@@ -4,6 +4,7 @@ use super::{CreateArgs, notify};
 use crate::base::output::Format;
 use crate::base::paths::Paths;
 
+use crate::container::images::{self, ImageRef};
 use crate::container::{self, Source, Status};
 use crate::error::Error;
 use serde::Serialize;
@@ -33,41 +34,10 @@ struct StartedView<'a> {
 /// Creates the container; `print` is false when `launch` prints only what `start` does.
 pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error> {
     let name = args.name.as_str();
-    let storage = args.storage;
-    notify(&container::collect_leftovers(paths));
-    let mut notices = Vec::new();
-    // Held through the whole create when the rootfs comes from the image cache, so
-    // `image rm` cannot take the image from under it (cache lock first, then the
-    // container's, as everywhere).
-    let _cache = match args.template.is_some() || args.image.is_some() {
-        true => Some(super::image_cmd::cache_lock(paths)?),
-        false => None,
-    };
-    let source = if let Some(d) = args.from_dir {
-        Source::Dir(d)
-    } else if let Some(t) = args.from_tar {
-        Source::Tar(t)
-    } else if let Some(reference) = &args.template {
-        // Checked before anything is fetched: the name must be usable.
-        crate::base::name::validate(name)?;
-        let req = super::image_cmd::request(reference, &args.pull, false)?;
-        let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
-        notify(&std::mem::take(&mut notices));
-        if got.cached {
-            eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());
-        }
-        Source::Image { meta: Box::new(got.meta), storage }
-    } else if let Some(image) = &args.image {
-        let meta = crate::image::cache::Cache::new(paths).resolve(image)?;
-        Source::Image { meta: Box::new(meta), storage }
-    } else {
-        return Err(Error::cli(format!("create {name}"), "give one of -t, --image, --from-dir and --from-tar"));
-    };
-    if storage.is_some() && !matches!(source, Source::Image { .. }) {
-        return Err(Error::cli(
-            format!("create {name}"),
-            "--storage applies to containers made from an image (-t or --image)",
-        ));
+    let what = || format!("create {name}");
+    let from_image = args.template.is_some() || args.image.is_some();
+    if args.storage.is_some() && !from_image {
+        return Err(Error::cli(what(), "--storage applies to containers made from an image (-t or --image)"));
     }
     let privileged = args.privileged;
     let networks: Vec<String> = match args.networks.as_slice() {
@@ -76,9 +46,27 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
         many => many.to_vec(),
     };
     if args.ipv4.is_some() && networks.is_empty() {
-        return Err(Error::cli(format!("create {name}"), "--ipv4 needs a network"));
+        return Err(Error::cli(what(), "--ipv4 needs a network"));
     }
-    let created = container::create(paths, name, &source, privileged, &networks, args.ipv4.as_deref())?;
+    notify(&container::collect_leftovers(paths));
+    let ipv4 = args.ipv4.as_deref();
+    let created = if let Some(d) = args.from_dir {
+        container::create(paths, name, &Source::Dir(d), privileged, &networks, ipv4)?
+    } else if let Some(t) = args.from_tar {
+        container::create(paths, name, &Source::Tar(t), privileged, &networks, ipv4)?
+    } else {
+        let req;
+        let image = match (&args.template, &args.image) {
+            (Some(reference), _) => {
+                req = super::image_cmd::request(reference, &args.pull, false)?;
+                ImageRef::Template(&req)
+            }
+            (None, Some(image)) => ImageRef::Cached(image),
+            (None, None) => return Err(Error::cli(what(), "give one of -t, --image, --from-dir and --from-tar")),
+        };
+        let opts = images::CreateOptions { storage: args.storage, privileged, networks: &networks, ipv4 };
+        images::create(paths, name, image, &opts, &mut |n| notify(&n))?
+    };
     notify(&created.notices);
     if !print {
         return Ok(());

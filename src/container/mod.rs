@@ -4,6 +4,7 @@
 
 mod create;
 mod customize;
+pub mod images;
 mod lifecycle;
 mod observe;
 
@@ -71,6 +72,9 @@ impl Error {
             }
             Error::StartFailed { name, .. } => {
                 Some(format!("see `hutch logs {name}` (the console) and logs/monitor.log in the container's directory"))
+            }
+            Error::WrongState { action: "publish", name, .. } => {
+                Some(format!("stop it first with `hutch stop {name}`"))
             }
             Error::WrongState { name, state, .. } if state == "frozen" => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
