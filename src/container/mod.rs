@@ -7,6 +7,7 @@ mod customize;
 pub mod images;
 mod lifecycle;
 mod observe;
+pub mod ports;
 
 pub use create::{Created, Source, create};
 pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
@@ -56,6 +57,8 @@ pub enum Error {
     Distro(#[from] crate::distro::Error),
     #[error(transparent)]
     Network(#[from] crate::network::Error),
+    #[error(transparent)]
+    Port(#[from] ports::PortError),
 }
 
 impl Error {
@@ -88,6 +91,7 @@ impl Error {
             Error::Image(e) => e.hint(),
             Error::Distro(e) => e.hint(),
             Error::Network(e) => e.hint(),
+            Error::Port(e) => e.hint(),
             _ => None,
         }
     }
