@@ -8,7 +8,7 @@ use crate::base::lock::Lock;
 use crate::base::output::Format;
 use crate::base::paths::Paths;
 use crate::config::{self, Config};
-use crate::container::{self, Status};
+use crate::container::{self, limits::Effect};
 use crate::error::Error;
 
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
@@ -40,29 +40,13 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             Ok(0)
         }
         ConfigCmd::Set { name, key, value } => {
-            container::require_exists(paths, &name)?;
-            let path = paths.config(&name);
-            let _lock =
-                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
-            let (new_text, new_config) = config::set(&path, &text, &key, &value)?;
-            let obs = container::observe(paths, &name);
-            let live = key.starts_with("limits.") && obs.status.is_up();
-            if live {
-                // Applied first, saved only if the kernel took it.
-                let state = obs.state.as_ref().expect("a running container has state");
-                let layout = crate::cgroup::Layout::detect().map_err(container::Error::from)?;
-                let warnings = crate::cgroup::limits::enforce(&new_config.limits, &layout, &state.cgroup)
-                    .map_err(|e| Error::cli(format!("change {key} of {name}"), e.to_string()))?;
-                super::notify(&warnings);
-            }
-            crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
-                .map_err(|source| config::Error::Write { path, source })?;
-            if live {
-                eprintln!("hutch: {key} applied to the running {name}");
-            } else if obs.status != Status::Stopped {
-                eprintln!("hutch: {key} takes effect at the next start of {name}");
+            match container::limits::set(paths, &name, &key, &value)? {
+                Effect::Live { warnings } => {
+                    super::notify(&warnings);
+                    eprintln!("hutch: {key} applied to the running {name}");
+                }
+                Effect::NextStart => eprintln!("hutch: {key} takes effect at the next start of {name}"),
+                Effect::Saved => {}
             }
             Ok(0)
         }

@@ -6,6 +6,7 @@ mod create;
 mod customize;
 pub mod images;
 mod lifecycle;
+pub mod limits;
 mod observe;
 pub mod ports;
 
@@ -59,6 +60,8 @@ pub enum Error {
     Network(#[from] crate::network::Error),
     #[error(transparent)]
     Port(#[from] ports::PortError),
+    #[error(transparent)]
+    Limit(#[from] limits::LimitError),
 }
 
 impl Error {
@@ -92,6 +95,7 @@ impl Error {
             Error::Distro(e) => e.hint(),
             Error::Network(e) => e.hint(),
             Error::Port(e) => e.hint(),
+            Error::Limit(e) => e.hint(),
             _ => None,
         }
     }
