@@ -19,6 +19,9 @@ pub enum Error {
     Image(#[from] crate::image::Error),
     #[error(transparent)]
     Network(#[from] crate::network::Error),
+    /// Writing data on stdout failed; a closed pipe among these ends the command quietly.
+    #[error("failed to write the output: {0}")]
+    Output(#[source] std::io::Error),
     #[error("failed to {action}: {message}")]
     Cli { action: String, message: String, hint: Option<String> },
 }
@@ -40,15 +43,19 @@ impl Error {
             Error::Image(e) => e.hint(),
             Error::Network(e) => e.hint(),
             Error::Cli { hint, .. } => hint.clone(),
-            Error::Name(_) | Error::Signal(_) => None,
+            Error::Name(_) | Error::Signal(_) | Error::Output(_) => None,
         }
     }
 }
 
 /// Prints an error the way every hutch command does.
+/// `hutch: error: failed to ...` then, where there is one, `hint: ...`, on stderr (a
+/// closed stderr is ignored: there is nowhere left to say it).
 pub fn report(e: &Error) {
-    eprintln!("hutch: error: {e}");
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "hutch: error: {e}");
     if let Some(h) = e.hint() {
-        eprintln!("hint: {h}");
+        let _ = writeln!(err, "hint: {h}");
     }
 }

@@ -1,6 +1,8 @@
 //! Output for people (aligned tables, key/value blocks) and for programs (`--format
 //! json`, with a `format_version` so scripts can rely on the shape).
 
+use std::io::{self, Write};
+
 use clap::ValueEnum;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -121,9 +123,9 @@ mod bytes_tests {
     }
 }
 
-/// Prints `{"format_version": N, KEY: VALUE}` (pretty): the shape of every read
-/// command's `--format json`.
-pub fn print_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
+/// Writes `{"format_version": N, KEY: VALUE}` (pretty): the envelope of every read
+/// command's `--format json` that shows a collection (`list`, `image list`, ...).
+pub fn json<T: serde::Serialize + ?Sized>(w: &mut impl Write, key: &str, value: &T) -> io::Result<()> {
     struct Doc<'a, T: ?Sized>(&'a str, &'a T);
     impl<T: serde::Serialize + ?Sized> serde::Serialize for Doc<'_, T> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -134,5 +136,89 @@ pub fn print_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
             m.end()
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Doc(key, value)).expect("serialisable"));
+    pretty(w, &Doc(key, value))
+}
+
+/// Writes `{"format_version": N, FIELDS...}` (pretty): the envelope of a command that
+/// shows one object (`info`, `config show`, `create`, `start`), its fields at the top.
+pub fn json_object<T: serde::Serialize>(w: &mut impl Write, value: &T) -> io::Result<()> {
+    pretty(w, &Versioned::new(value))
+}
+
+/// Writes one compact `{"format_version": N, FIELDS...}` line: JSON Lines, for the
+/// streams (`top`, `logs`), one object per sample or line.
+pub fn json_line<T: serde::Serialize>(w: &mut impl Write, value: &T) -> io::Result<()> {
+    let text = serde_json::to_string(&Versioned::new(value)).map_err(io::Error::other)?;
+    writeln!(w, "{text}")?;
+    w.flush()
+}
+
+/// An object with `format_version` put first among its fields.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T> {
+    format_version: u32,
+    #[serde(flatten)]
+    inner: &'a T,
+}
+
+impl<'a, T> Versioned<'a, T> {
+    fn new(inner: &'a T) -> Self {
+        Versioned { format_version: JSON_VERSION, inner }
+    }
+}
+
+fn pretty<T: serde::Serialize + ?Sized>(w: &mut impl Write, value: &T) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    writeln!(w, "{text}")?;
+    w.flush()
+}
+
+/// Writes text and flushes, so that a reader that went away shows as an error here
+/// (`BrokenPipe`) rather than as a panic in `println!`.
+pub fn text(w: &mut impl Write, s: &str) -> io::Result<()> {
+    w.write_all(s.as_bytes())?;
+    w.flush()
+}
+
+/// Whether `e`, or any error in its chain of sources, is a closed pipe: the reader
+/// of hutch's output went away (`hutch list | head -1`), which ends a command quietly.
+pub fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod json_tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_put_the_version_first() {
+        #[derive(serde::Serialize)]
+        struct One {
+            name: &'static str,
+        }
+        let mut buf = Vec::new();
+        json_line(&mut buf, &One { name: "web" }).unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "{\"format_version\":1,\"name\":\"web\"}\n");
+        let mut buf = Vec::new();
+        json(&mut buf, "containers", &[1, 2]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v, serde_json::json!({"format_version": 1, "containers": [1, 2]}));
+    }
+
+    #[test]
+    fn a_closed_pipe_is_found_in_the_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("failed to write: {0}")]
+        struct Outer(#[source] io::Error);
+        let e = Outer(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&Outer(io::Error::from(io::ErrorKind::PermissionDenied))));
+    }
 }

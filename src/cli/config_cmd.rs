@@ -4,12 +4,12 @@
 use std::io::{IsTerminal, Read, Write};
 
 use super::ConfigCmd;
-use crate::config::{self, Config};
-use crate::container::{self, Status};
-use crate::error::Error;
 use crate::base::lock::Lock;
-use crate::base::output::{Format, JSON_VERSION};
+use crate::base::output::Format;
 use crate::base::paths::Paths;
+use crate::config::{self, Config};
+use crate::container::{self, limits::Effect};
+use crate::error::Error;
 
 pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
     match cmd {
@@ -18,14 +18,10 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let path = paths.config(&name);
             let config = Config::load(&path)?;
             match format {
-                Format::Text => {
-                    print!("{}", std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?)
-                }
-                Format::Json => {
-                    let mut v = serde_json::to_value(&config).expect("serialisable");
-                    v["format_version"] = JSON_VERSION.into();
-                    println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
-                }
+                Format::Text => super::emit(
+                    &std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path, source })?,
+                )?,
+                Format::Json => super::emit_object(&config)?,
             }
             Ok(0)
         }
@@ -34,43 +30,23 @@ pub fn run(paths: &Paths, cmd: ConfigCmd) -> Result<u8, Error> {
             let config = Config::load(&paths.config(&name))?;
             let value = config::get(&config, &key)?;
             match (format, value) {
-                (Format::Json, v) => {
-                    println!("{}", serde_json::to_string(&v).expect("serialisable"))
+                (Format::Json, value) => {
+                    super::emit_object(&serde_json::json!({ "name": name, "key": key, "value": value }))?
                 }
                 (Format::Text, None) => {}
-                (Format::Text, Some(toml::Value::String(s))) => println!("{s}"),
-                (Format::Text, Some(v)) => println!("{v}"),
+                (Format::Text, Some(toml::Value::String(s))) => out!("{s}"),
+                (Format::Text, Some(v)) => out!("{v}"),
             }
             Ok(0)
         }
         ConfigCmd::Set { name, key, value } => {
-            container::require_exists(paths, &name)?;
-            let path = paths.config(&name);
-            let _lock =
-                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| config::Error::Read { path: path.clone(), source })?;
-            let (new_text, new_config) = config::set(&path, &text, &key, &value)?;
-            let obs = container::observe(paths, &name);
-            let live = key.starts_with("limits.") && obs.status.is_up();
-            if live {
-                // Applied first, saved only if the kernel took it.
-                let state = obs.state.as_ref().expect("a running container has state");
-                let layout = crate::cgroup::Layout::detect().map_err(container::Error::from)?;
-                let warnings = crate::cgroup::limits::enforce(&new_config.limits, &layout, &state.cgroup)
-                    .map_err(|e| Error::Cli {
-                        action: format!("change {key} of {name}"),
-                        message: e.to_string(),
-                        hint: e.hint(),
-                    })?;
-                super::notify(&warnings);
-            }
-            crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)
-                .map_err(|source| config::Error::Write { path, source })?;
-            if live {
-                eprintln!("hutch: {key} applied to the running {name}");
-            } else if obs.status != Status::Stopped {
-                eprintln!("hutch: {key} takes effect at the next start of {name}");
+            match container::limits::set(paths, &name, &key, &value)? {
+                Effect::Live { warnings } => {
+                    super::notify(&warnings);
+                    eprintln!("hutch: {key} applied to the running {name}");
+                }
+                Effect::NextStart => eprintln!("hutch: {key} takes effect at the next start of {name}"),
+                Effect::Saved => {}
             }
             Ok(0)
         }
@@ -112,12 +88,13 @@ fn edit(paths: &Paths, name: &str) -> Result<u8, Error> {
             match Config::parse(&path, &text) {
                 Ok(_) => break Ok(text.clone()),
                 Err(e) => {
-                    eprintln!("hutch: error: {e}");
+                    let e = Error::Config(e);
+                    crate::error::report(&e);
                     eprint!("Press Enter to edit again, or Ctrl-C to abandon the change: ");
                     let _ = std::io::stderr().flush();
                     let mut line = String::new();
                     if std::io::stdin().read_line(&mut line).unwrap_or(0) == 0 {
-                        break Err(Error::Config(e));
+                        break Err(e);
                     }
                 }
             }

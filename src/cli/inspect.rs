@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
+use crate::base::state::LastExit;
 use crate::config::Config;
 use crate::container::{self, Observed, Status};
 use crate::error::Error;
-use crate::base::output::{self, Format, JSON_VERSION};
-use crate::base::paths::Paths;
-use crate::base::state::LastExit;
 
 #[derive(Serialize)]
 struct ListEntry {
     name: String,
     state: Status,
+    /// Why the state is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
     pid: Option<i32>,
     privileged: bool,
     started_at_ms: Option<u64>,
@@ -31,6 +34,7 @@ fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
         ipv6: nics.iter().filter_map(|n| n.ipv6.clone()).collect(),
         name: name.into(),
         state: obs.status,
+        unknown: obs.unknown.as_ref().map(|u| format!("the state of {name} is {u}")),
         pid: obs.init_pid(),
         privileged: config.as_ref().is_some_and(|c| c.security.privileged),
         started_at_ms: obs.state.as_ref().filter(|_| obs.status.is_up()).map(|s| s.started_at_ms),
@@ -42,7 +46,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
         container::list_names(paths).iter().map(|n| entry(paths, n, &container::observe(paths, n))).collect();
     match format {
         Format::Json => {
-            output::print_json("containers", &entries);
+            super::emit_json("containers", &entries)?;
         }
         Format::Text => {
             let now = crate::base::fsutil::now_ms();
@@ -60,7 +64,7 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
                     ]
                 })
                 .collect();
-            print!("{}", output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows));
+            super::emit(&output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows))?;
         }
     }
     Ok(0)
@@ -68,9 +72,13 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
 
 #[derive(Serialize)]
 struct Info {
-    format_version: u32,
     name: String,
     state: Status,
+    /// Why the state is `unknown`, and what to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_hint: Option<String>,
     pid: Option<i32>,
     monitor_pid: Option<i32>,
     privileged: bool,
@@ -99,9 +107,10 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     let up = obs.status.is_up();
     let st = obs.state.as_ref().filter(|_| up);
     let info = Info {
-        format_version: JSON_VERSION,
         name: name.into(),
         state: obs.status,
+        unknown: obs.unknown.as_ref().map(|u| format!("the state of {name} is {u}")),
+        unknown_hint: obs.unknown.as_ref().map(|u| u.hint(name)),
         pid: obs.init_pid(),
         monitor_pid: st.filter(|_| obs.monitor_alive).map(|s| s.monitor.pid),
         privileged: config.security.privileged,
@@ -125,12 +134,15 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         }),
     };
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&info).expect("serialisable"));
+        super::emit_object(&info)?;
         return Ok(0);
     }
     let now = crate::base::fsutil::now_ms();
     let mut items: Vec<(&str, String)> =
         vec![("Name", info.name.clone()), ("State", info.status_text(obs.monitor_alive))];
+    if let Some(h) = &info.unknown_hint {
+        items.push(("Hint", h.clone()));
+    }
     if let Some(p) = info.pid {
         items.push((
             "PID",
@@ -203,19 +215,22 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     if let Some(l) = &info.last_exit {
         items.push(("Last exit", format!("{} ({})", l.detail, output::utc(l.at_ms))));
     }
-    print!("{}", output::pairs(&items));
+    super::emit(&output::pairs(&items))?;
     Ok(0)
 }
 
 impl Info {
     fn status_text(&self, monitor_alive: bool) -> String {
         let s = self.state.as_str().to_string();
+        if let Some(why) = &self.unknown {
+            return format!("{s}: {why}");
+        }
         if self.state.is_up() && !monitor_alive { format!("{s} (its monitor is gone; stop still works)") } else { s }
     }
 }
 
-/// Where log bytes go: raw to stdout, or as JSON Lines (`{"log": "console", "line":
-/// "..."}`), holding back a partial last line until it is complete.
+/// Where log bytes go: raw to stdout, or as JSON Lines (`{"format_version": 1, "log":
+/// "console", "line": "..."}`), holding back a partial last line until it is complete.
 struct LogOut {
     json: Option<&'static str>,
     partial: Vec<u8>,
@@ -232,8 +247,7 @@ impl LogOut {
         while let Some(nl) = self.partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=nl).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]).trim_end_matches('\r').to_string();
-            let json = serde_json::json!({ "log": log, "line": text });
-            if writeln!(out, "{json}").is_err() {
+            if output::json_line(&mut out, &serde_json::json!({ "log": log, "line": text })).is_err() {
                 return false;
             }
         }

@@ -1,52 +1,43 @@
 //! create, start, stop, restart, kill, freeze, destroy.
 
 use super::{CreateArgs, notify};
-use crate::container::{self, Source, Status};
-use crate::error::Error;
+use crate::base::output::Format;
 use crate::base::paths::Paths;
 
-pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
+use crate::container::images::{self, ImageRef};
+use crate::container::{self, Source, Status};
+use crate::error::Error;
+use serde::Serialize;
+
+/// What `create --format json` prints.
+#[derive(Serialize)]
+struct CreatedView<'a> {
+    name: &'a str,
+    privileged: bool,
+    distro: Option<&'a str>,
+    init: &'a [String],
+    halt_signal: &'a str,
+    storage: &'a str,
+    nics: Vec<crate::network::attach::NicInfo>,
+}
+
+/// What `start --format json` (and `launch`) prints.
+#[derive(Serialize)]
+struct StartedView<'a> {
+    name: &'a str,
+    init_pid: i32,
+    /// Milliseconds from start to init's readiness, with `--wait`.
+    boot_ms: Option<u64>,
+    nics: Vec<crate::network::attach::NicInfo>,
+}
+
+/// Creates the container; `print` is false when `launch` prints only what `start` does.
+pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error> {
     let name = args.name.as_str();
-    let storage = args
-        .storage
-        .as_deref()
-        .map(crate::storage::Kind::parse)
-        .transpose()
-        .map_err(|e| Error::from(crate::container::Error::from(e)))?;
-    notify(&container::collect_leftovers(paths));
-    let mut notices = Vec::new();
-    // Held through the whole create when the rootfs comes from the image cache, so
-    // `image rm` cannot take the image from under it (cache lock first, then the
-    // container's, as everywhere).
-    let _cache = match args.template.is_some() || args.image.is_some() {
-        true => Some(super::image_cmd::cache_lock(paths)?),
-        false => None,
-    };
-    let source = if let Some(d) = args.from_dir {
-        Source::Dir(d)
-    } else if let Some(t) = args.from_tar {
-        Source::Tar(t)
-    } else if let Some(reference) = &args.template {
-        // Checked before anything is fetched: the name must be usable.
-        crate::base::name::validate(name)?;
-        let req = super::image_cmd::request(reference, &args.pull, false)?;
-        let got = crate::image::obtain::obtain(paths, &req, &mut notices)?;
-        notify(&std::mem::take(&mut notices));
-        if got.cached {
-            eprintln!("hutch: using cached image {} ({})", got.meta.id, got.meta.describe());
-        }
-        Source::Image { meta: Box::new(got.meta), storage }
-    } else if let Some(image) = &args.image {
-        let meta = crate::image::cache::Cache::new(paths).resolve(image)?;
-        Source::Image { meta: Box::new(meta), storage }
-    } else {
-        return Err(Error::cli(format!("create {name}"), "give one of -t, --image, --from-dir and --from-tar"));
-    };
-    if storage.is_some() && !matches!(source, Source::Image { .. }) {
-        return Err(Error::cli(
-            format!("create {name}"),
-            "--storage applies to containers made from an image (-t or --image)",
-        ));
+    let what = || format!("create {name}");
+    let from_image = args.template.is_some() || args.image.is_some();
+    if args.storage.is_some() && !from_image {
+        return Err(Error::cli(what(), "--storage applies to containers made from an image (-t or --image)"));
     }
     let privileged = args.privileged;
     let networks: Vec<String> = match args.networks.as_slice() {
@@ -55,11 +46,44 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
         many => many.to_vec(),
     };
     if args.ipv4.is_some() && networks.is_empty() {
-        return Err(Error::cli(format!("create {name}"), "--ipv4 needs a network"));
+        return Err(Error::cli(what(), "--ipv4 needs a network"));
     }
-    let created = container::create(paths, name, &source, privileged, &networks, args.ipv4.as_deref())?;
+    notify(&container::collect_leftovers(paths));
+    let ipv4 = args.ipv4.as_deref();
+    let created = if let Some(d) = args.from_dir {
+        container::create(paths, name, &Source::Dir(d), privileged, &networks, ipv4)?
+    } else if let Some(t) = args.from_tar {
+        container::create(paths, name, &Source::Tar(t), privileged, &networks, ipv4)?
+    } else {
+        let req;
+        let image = match (&args.template, &args.image) {
+            (Some(reference), _) => {
+                req = super::image_cmd::request(reference, &args.pull, false)?;
+                ImageRef::Template(&req)
+            }
+            (None, Some(image)) => ImageRef::Cached(image),
+            (None, None) => return Err(Error::cli(what(), "give one of -t, --image, --from-dir and --from-tar")),
+        };
+        let opts = images::CreateOptions { storage: args.storage, privileged, networks: &networks, ipv4 };
+        images::create(paths, name, image, &opts, &mut |n| notify(&n))?
+    };
     notify(&created.notices);
-    println!(
+    if !print {
+        return Ok(());
+    }
+    if args.format == Format::Json {
+        let c = &created.config;
+        return super::emit_object(&CreatedView {
+            name,
+            privileged,
+            distro: created.distro.as_deref(),
+            init: &c.init.command,
+            halt_signal: c.init.halt_signal.as_str(),
+            storage: c.rootfs.storage.as_str(),
+            nics: crate::network::attach::info(paths, name, c),
+        });
+    }
+    out!(
         "Created {name} ({}{}, {} init {}, halt signal {}{})",
         if privileged { "privileged" } else { "unprivileged" },
         created.distro.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
@@ -75,12 +99,19 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
+pub fn start(paths: &Paths, name: &str, wait: bool, format: Format) -> Result<u8, Error> {
     let started = container::start(paths, name, wait)?;
     notify(&started.notices);
+    if format == Format::Json {
+        let nics = crate::config::Config::load(&paths.config(name))
+            .map(|c| crate::network::attach::info(paths, name, &c))
+            .unwrap_or_default();
+        super::emit_object(&StartedView { name, init_pid: started.init_pid, boot_ms: started.boot_ms, nics })?;
+        return Ok(0);
+    }
     match started.boot_ms {
-        Some(ms) => println!("Started {name} in {:.2} s (init pid {})", ms as f64 / 1000.0, started.init_pid),
-        None => println!("Started {name} (init pid {})", started.init_pid),
+        Some(ms) => out!("Started {name} in {:.2} s (init pid {})", ms as f64 / 1000.0, started.init_pid),
+        None => out!("Started {name} (init pid {})", started.init_pid),
     }
     Ok(0)
 }
@@ -88,7 +119,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
 pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Result<u8, Error> {
     let (detail, notices) = container::stop(paths, name, timeout, force)?;
     notify(&notices);
-    println!("Stopped {name}: {detail}");
+    out!("Stopped {name}: {detail}");
     Ok(0)
 }
 
@@ -96,7 +127,7 @@ pub fn restart(paths: &Paths, name: &str, timeout: Option<u64>, force: bool, wai
     if container::observe(paths, name).status != Status::Stopped {
         stop(paths, name, timeout, force)?;
     }
-    start(paths, name, wait)
+    start(paths, name, wait, Format::Text)
 }
 
 pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Result<u8, Error> {
@@ -104,21 +135,21 @@ pub fn kill(paths: &Paths, name: &str, signal: Option<&str>, all: bool) -> Resul
         .map_err(|e| Error::cli(format!("signal {name}"), e.to_string()))?;
     let n = container::kill(paths, name, sig, all)?;
     if all {
-        println!("Sent {} to {n} processes in {name}", crate::base::signal::name(sig));
+        out!("Sent {} to {n} processes in {name}", crate::base::signal::name(sig));
     } else {
-        println!("Sent {} to init of {name}", crate::base::signal::name(sig));
+        out!("Sent {} to init of {name}", crate::base::signal::name(sig));
     }
     Ok(0)
 }
 
 pub fn freeze(paths: &Paths, name: &str, frozen: bool) -> Result<u8, Error> {
     container::freeze(paths, name, frozen)?;
-    println!("{} {name}", if frozen { "Froze" } else { "Thawed" });
+    out!("{} {name}", if frozen { "Froze" } else { "Thawed" });
     Ok(0)
 }
 
 pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<u8, Error> {
     notify(&container::destroy(paths, name, force)?);
-    println!("Destroyed {name}");
+    out!("Destroyed {name}");
     Ok(0)
 }

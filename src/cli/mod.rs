@@ -2,6 +2,14 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error (from clap); `exec` and `shell`
 //! exit with the command's own status.
 
+/// Writes one line of data on stdout and returns early with `Error::Output` if it
+/// cannot (a reader that went away ends the command quietly, in `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 mod config_cmd;
 mod image_cmd;
 mod inspect;
@@ -11,14 +19,16 @@ mod run;
 mod top;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::base::output::Format;
+use crate::base::output::{self, Format};
 use crate::base::paths::Paths;
 use crate::error::{Error, report};
+use crate::network::nft::Proto;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +82,9 @@ pub enum Cmd {
         /// Return once init reports it has finished booting
         #[arg(long)]
         wait: bool,
+        /// json: {"format_version": 1, "name", "init_pid", "boot_ms", "nics"} on stdout
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Shut a container down: the init's halt signal, then a kill after the timeout
     Stop {
@@ -144,13 +157,14 @@ pub enum Cmd {
         /// Show the monitor's own log instead
         #[arg(long)]
         monitor: bool,
-        /// json: one {"log", "line"} object per line (JSON Lines)
+        /// json: one {"format_version": 1, "log", "line"} object per line (JSON Lines)
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// List containers
     #[command(alias = "ls")]
     List {
+        /// json: {"format_version": 1, "containers": [...]}
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -162,13 +176,14 @@ pub enum Cmd {
         /// Samples to print, then exit (default: until interrupted on a terminal, else 1)
         #[arg(long, short = 'n')]
         count: Option<u32>,
-        /// json: one object per sample (JSON Lines)
+        /// json: one {"format_version": 1, "containers": [...]} object per sample (JSON Lines)
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Show a container's details
     Info {
         name: String,
+        /// json: {"format_version": 1, "name", "state", ...}
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -205,8 +220,8 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub pull: PullArgs,
     /// How the rootfs is stored: overlay (default) or btrfs over the cached image, or a full copy (dir)
-    #[arg(long, value_name = "KIND", value_parser = ["overlay", "btrfs", "dir"])]
-    pub storage: Option<String>,
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub storage: Option<crate::storage::Kind>,
     /// Run without a user namespace (container root is host root)
     #[arg(long)]
     pub privileged: bool,
@@ -217,6 +232,9 @@ pub struct CreateArgs {
     /// A fixed IPv4 address for the first NIC (default: one from the network's pool)
     #[arg(long, value_name = "ADDR")]
     pub ipv4: Option<String>,
+    /// json: {"format_version": 1, "name", ...} on stdout (for `launch`, what `start` prints)
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// Where an image comes from, for `create -t` and `image pull`.
@@ -229,8 +247,8 @@ pub struct PullArgs {
     #[arg(long, value_name = "NAME")]
     pub variant: Option<String>,
     /// Use only this kind of source from the template
-    #[arg(long, value_name = "KIND", value_parser = ["image-server", "debootstrap", "dnf", "busybox", "tar"])]
-    pub source: Option<String>,
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub source: Option<crate::image::template::SourceKind>,
     /// Image server in LXC's format (default: https://images.linuxcontainers.org)
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
@@ -315,8 +333,8 @@ pub enum PortCmd {
         /// [HOST_IP:]HOST_PORT
         host: String,
         container_port: u16,
-        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
-        proto: String,
+        #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+        proto: Proto,
     },
     /// List a container's published ports
     #[command(alias = "ls")]
@@ -330,8 +348,8 @@ pub enum PortCmd {
         name: String,
         /// [HOST_IP:]HOST_PORT
         host: String,
-        #[arg(long, default_value = "tcp", value_parser = ["tcp", "udp"])]
-        proto: String,
+        #[arg(long, value_enum, default_value_t = Proto::Tcp)]
+        proto: Proto,
     },
 }
 
@@ -369,15 +387,25 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
+        // --help and --version are data (stdout); a usage error goes to stderr as
+        // every other error does, and exits 2.
+        Err(e) if !e.use_stderr() => {
+            return match e.print() {
+                Err(io) if io.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            };
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            let _ = std::io::stderr().lock().write_all(usage_error(&e.render().to_string()).as_bytes());
+            return ExitCode::from(2);
         }
     };
     crate::base::log::init(cli.log_level, crate::base::log::Sink::Cli);
     tracing::debug!("hutch {} {:?}", env!("CARGO_PKG_VERSION"), args);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader went away (`hutch list | head -1`): nothing more to say, as ripgrep does.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
             ExitCode::from(1)
@@ -400,7 +428,7 @@ fn monitor_entry(args: &[OsString]) -> u8 {
         }
     }
     let (Some(state), Some(run), Some(cgroup_parent), Some(name)) = (state, run, parent, name) else {
-        eprintln!("hutch: __monitor is started by `hutch start`, not by hand");
+        eprintln!("hutch: error: __monitor is started by `hutch start`, not by hand");
         return 2;
     };
     // SAFETY: fd 3 is the status pipe the spawning CLI set up with dup2; nothing else
@@ -420,17 +448,17 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
     let paths = Paths::new(cli.root.as_deref());
     match cli.cmd {
-        Cmd::Create(args) => lifecycle::create(&paths, args).map(|_| 0),
+        Cmd::Create(args) => lifecycle::create(&paths, args, true).map(|_| 0),
         Cmd::Launch { create, wait } => {
-            let name = create.name.clone();
-            lifecycle::create(&paths, create)?;
-            lifecycle::start(&paths, &name, wait)
+            let (name, format) = (create.name.clone(), create.format);
+            lifecycle::create(&paths, create, format == Format::Text)?;
+            lifecycle::start(&paths, &name, wait, format)
         }
         Cmd::Image { cmd } => image_cmd::run(&paths, cmd),
         Cmd::Publish { name, alias } => image_cmd::publish(&paths, &name, &alias),
         Cmd::Network { cmd } => network_cmd::network(&paths, cmd),
         Cmd::Port { cmd } => network_cmd::port(&paths, cmd),
-        Cmd::Start { name, wait } => lifecycle::start(&paths, &name, wait),
+        Cmd::Start { name, wait, format } => lifecycle::start(&paths, &name, wait, format),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),
         Cmd::Restart { name, timeout, force, wait } => lifecycle::restart(&paths, &name, timeout, force, wait),
         Cmd::Kill { name, signal, all } => lifecycle::kill(&paths, &name, signal.as_deref(), all),
@@ -452,7 +480,76 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
 
 /// Prints notices (things hutch did on its own) on stderr.
 pub(crate) fn notify(notices: &[String]) {
+    let mut err = std::io::stderr().lock();
     for n in notices {
-        eprintln!("hutch: {n}");
+        let _ = writeln!(err, "hutch: {n}");
+    }
+}
+
+/// clap's usage error in hutch's shape: `hutch: error: ...`, clap's own details and
+/// usage, then `hint: ...` where clap says where to read more.
+fn usage_error(rendered: &str) -> String {
+    let body = rendered.trim_end().strip_prefix("error: ").unwrap_or(rendered.trim_end());
+    let mut out = String::from("hutch: error: ");
+    for line in body.lines() {
+        match line.strip_prefix("For more information, try ") {
+            Some(rest) => out.push_str(&format!("hint: for more information, try {rest}")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes data on stdout, flushed, so that a closed pipe shows here as an error.
+pub(crate) fn emit(s: &str) -> Result<(), Error> {
+    output::text(&mut std::io::stdout().lock(), s).map_err(Error::Output)
+}
+
+/// Writes the `{"format_version": 1, KEY: VALUE}` envelope of a read command.
+pub(crate) fn emit_json<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<(), Error> {
+    output::json(&mut std::io::stdout().lock(), key, value).map_err(Error::Output)
+}
+
+/// Writes `{"format_version": 1, FIELDS...}` for a command that shows one object.
+pub(crate) fn emit_object<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    output::json_object(&mut std::io::stdout().lock(), value).map_err(Error::Output)
+}
+
+/// Writes one JSON Lines record (`top`, `logs --format json`).
+pub(crate) fn emit_line<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    output::json_line(&mut std::io::stdout().lock(), value).map_err(Error::Output)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, usage_error};
+
+    #[test]
+    fn usage_errors_read_like_every_other_error() {
+        let e = Cli::try_parse_from(["hutch", "list", "--bogus"]).unwrap_err();
+        let text = usage_error(&e.render().to_string());
+        assert!(text.starts_with("hutch: error: unexpected argument '--bogus' found\n"), "{text}");
+        assert!(text.contains("Usage: hutch list"), "{text}");
+        assert!(text.ends_with("hint: for more information, try '--help'.\n"), "{text}");
+    }
+
+    #[test]
+    fn value_enums_name_their_values_as_the_domain_does() {
+        use clap::ValueEnum;
+        for k in crate::image::template::SourceKind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+        }
+        for k in crate::storage::Kind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+        }
+        for p in crate::network::nft::Proto::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.to_string());
+        }
+        let cli = Cli::try_parse_from(["hutch", "image", "pull", "debian", "--source", "image-server"]).unwrap();
+        let super::Cmd::Image { cmd: super::ImageCmd::Pull { pull, .. } } = cli.cmd else { panic!("{cli:?}") };
+        assert_eq!(pull.source, Some(crate::image::template::SourceKind::ImageServer));
     }
 }

@@ -1,14 +1,16 @@
 //! network create, list, show, delete; port add, list, rm.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use serde::Serialize;
 
 use super::{NetworkCmd, PortCmd};
-use crate::config::{Config, Port};
-use crate::error::Error;
-use crate::base::lock::Lock;
-use crate::network::{attach, net};
 use crate::base::output::{self, Format};
 use crate::base::paths::Paths;
+use crate::container::ports::{self, HostPort};
+use crate::error::Error;
+use crate::network::net;
+use crate::network::nft::Proto;
 
 #[derive(Serialize)]
 struct NetworkView {
@@ -47,7 +49,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
             let opts =
                 net::CreateOptions { subnet: subnet.as_deref(), ipv6: Some(&ipv6), nat: !no_nat, domain: &domain };
             let n = net::create(paths, &name, &opts)?;
-            println!(
+            out!(
                 "Created network {name}: bridge {}, {} (gateway {}){}{}",
                 n.bridge,
                 n.ipv4,
@@ -59,7 +61,7 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
         NetworkCmd::List { format } => {
             let views = net::list(paths)?.into_iter().map(|n| view(paths, n)).collect::<Result<Vec<_>, _>>()?;
             match format {
-                Format::Json => output::print_json("networks", &views),
+                Format::Json => super::emit_json("networks", &views)?,
                 Format::Text => {
                     let rows: Vec<Vec<String>> = views
                         .iter()
@@ -75,67 +77,63 @@ pub fn network(paths: &Paths, cmd: NetworkCmd) -> Result<u8, Error> {
                             ]
                         })
                         .collect();
-                    print!(
-                        "{}",
-                        output::table(&["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"], &rows)
-                    );
+                    super::emit(&output::table(
+                        &["NAME", "BRIDGE", "IPV4", "IPV6", "NAT", "CONTAINERS", "DNSMASQ"],
+                        &rows,
+                    ))?;
                 }
             }
         }
         NetworkCmd::Show { name, format } => {
             let v = view(paths, net::require(paths, &name)?)?;
             match format {
-                Format::Json => output::print_json("network", &v),
+                Format::Json => super::emit_json("network", &v)?,
                 Format::Text => {
-                    println!("Name:     {}", v.network.name);
-                    println!("Bridge:   {}", v.network.bridge);
-                    println!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
-                    println!("IPv6:     {}", v.network.ipv6.map_or_else(|| "none".into(), |v| v.to_string()));
-                    println!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
-                    println!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
-                    println!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
+                    out!("Name:     {}", v.network.name);
+                    out!("Bridge:   {}", v.network.bridge);
+                    out!("IPv4:     {} (gateway {})", v.network.ipv4, v.gateway);
+                    out!("IPv6:     {}", v.network.ipv6.map_or_else(|| "none".into(), |v| v.to_string()));
+                    out!("NAT:      {}", if v.network.nat { "yes" } else { "no" });
+                    out!("DNS:      NAME.{} at {}", v.network.domain, v.gateway);
+                    out!("dnsmasq:  {}", v.dnsmasq_pid.map_or("not running".to_string(), |p| format!("pid {p}")));
                     let rows: Vec<Vec<String>> = v
                         .containers
                         .iter()
                         .map(|m| vec![m.container.clone(), m.nic.clone(), m.ipv4.clone(), m.mac.clone()])
                         .collect();
-                    print!("{}", output::table(&["CONTAINER", "NIC", "IPV4", "MAC"], &rows));
+                    super::emit(&output::table(&["CONTAINER", "NIC", "IPV4", "MAC"], &rows))?;
                 }
             }
         }
         NetworkCmd::Delete { name } => {
-            net::delete(paths, &name)?;
-            println!("Deleted network {name}");
+            net::delete(paths, &name, &crate::container::list_names(paths))?;
+            out!("Deleted network {name}");
         }
     }
     Ok(0)
 }
 
-/// "[HOST_IP:]PORT" or "[V6]:PORT".
-fn parse_host(s: &str) -> Result<(Option<String>, u16), Error> {
+/// "[HOST_IP:]PORT" or "[V6]:PORT", with the protocol.
+fn parse_host(s: &str, proto: Proto) -> Result<HostPort, Error> {
     let bad = || Error::cli(format!("read {s:?}"), "expected [HOST_IP:]HOST_PORT, e.g. 8080 or 127.0.0.1:8080");
     let (ip, port) = match s.rsplit_once(':') {
-        Some((ip, port)) => (Some(ip.trim_start_matches('[').trim_end_matches(']').to_string()), port),
+        Some((ip, port)) => (Some(ip.trim_start_matches('[').trim_end_matches(']')), port),
         None => (None, s),
     };
     let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
-    if let Some(ip) = &ip {
-        ip.parse::<std::net::IpAddr>().map_err(|_| bad())?;
-    }
+    let ip: Option<IpAddr> = ip.map(|ip| ip.parse().map_err(|_| bad())).transpose()?;
     // 0.0.0.0 means every address, as no address does.
-    Ok((ip.filter(|s| s != "0.0.0.0"), port))
+    Ok(HostPort { ip: ip.filter(|ip| *ip != IpAddr::from(Ipv4Addr::UNSPECIFIED)), port, proto })
 }
 
 pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
     match cmd {
         PortCmd::List { name, format } => {
-            crate::container::require_exists(paths, &name)?;
-            let config = Config::load(&paths.config(&name))?;
+            let ports = ports::list(paths, &name)?;
             match format {
-                Format::Json => output::print_json("ports", &config.ports),
+                Format::Json => super::emit_json("ports", &ports)?,
                 Format::Text => {
-                    let rows: Vec<Vec<String>> = config
-                        .ports
+                    let rows: Vec<Vec<String>> = ports
                         .iter()
                         .map(|p| {
                             vec![
@@ -146,124 +144,19 @@ pub fn port(paths: &Paths, cmd: PortCmd) -> Result<u8, Error> {
                             ]
                         })
                         .collect();
-                    print!("{}", output::table(&["HOST_IP", "HOST_PORT", "CONTAINER_PORT", "PROTO"], &rows));
+                    super::emit(&output::table(&["HOST_IP", "HOST_PORT", "CONTAINER_PORT", "PROTO"], &rows))?;
                 }
             }
         }
         PortCmd::Add { name, host, container_port, proto } => {
-            crate::container::require_exists(paths, &name)?;
-            let (host_ip, host_port) = parse_host(&host)?;
-            let what = format!("publish {host}/{proto} for {name}");
-            let (ip, proto_t) = typed_port(&what, host_ip.as_deref(), &proto)?;
-            if host_ip.is_none() && (host_port == 53 || (host_port == 67 && proto == "udp")) {
-                return Err(Error::with_hint(
-                    what,
-                    "port 53 or 67 on every host address would take DNS or DHCP from the host and its networks",
-                    format!("publish on one address: `hutch port add {name} HOST_IP:{host_port} {container_port}`"),
-                ));
-            }
-            // Held for the whole check-and-add: one host port, one container.
-            let ports_lock = paths.locks().join(".ports.lock");
-            let _ports = Lock::acquire(&ports_lock)
-                .map_err(|e| Error::cli(format!("lock {}", ports_lock.display()), e.to_string()))?;
-            let _lock =
-                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-            // One host port, one container: across every container of this tree.
-            for other in crate::container::list_names(paths) {
-                let Ok(c) = Config::load(&paths.config(&other)) else { continue };
-                if let Some(p) = c.ports.iter().find(|p| {
-                    p.host_port == host_port
-                        && p.proto == proto_t
-                        && (p.host_ip.is_none() || ip.is_none() || p.host_ip == ip)
-                }) {
-                    return Err(Error::with_hint(
-                        format!("publish {host}/{proto} for {name}"),
-                        format!("{other} already publishes it (to its port {})", p.container_port),
-                        format!("pick another host port, or `hutch port rm {other} {host}`"),
-                    ));
-                }
-            }
-            // Not taken by a host service, and an address of this host.
-            host_port_free(host_ip.as_deref(), host_port, &proto).map_err(|m| Error::cli(what.clone(), m))?;
-            let mut config = Config::load(&paths.config(&name))?;
-            config.ports.push(Port { host_ip: ip, host_port, container_port, proto: proto_t });
-            config
-                .validate()
-                .map_err(|(k, m)| Error::cli(format!("publish {host} for {name}"), format!("{k}: {m}")))?;
-            apply(paths, &name, &config)?;
-            config.save(&paths.config(&name))?;
-            println!("Published {host}/{proto} -> {name}:{container_port}");
+            let spec = parse_host(&host, proto)?;
+            ports::publish(paths, &name, &spec, container_port)?;
+            out!("Published {host}/{proto} -> {name}:{container_port}");
         }
         PortCmd::Rm { name, host, proto } => {
-            crate::container::require_exists(paths, &name)?;
-            let (host_ip, host_port) = parse_host(&host)?;
-            let (ip, proto_t) = typed_port(&format!("unpublish {host}/{proto} of {name}"), host_ip.as_deref(), &proto)?;
-            let _lock =
-                Lock::acquire(&paths.lock(&name)).map_err(|e| Error::cli(format!("lock {name}"), e.to_string()))?;
-            let mut config = Config::load(&paths.config(&name))?;
-            let before = config.ports.len();
-            config.ports.retain(|p| !(p.host_port == host_port && p.proto == proto_t && p.host_ip == ip));
-            if config.ports.len() == before {
-                return Err(Error::with_hint(
-                    format!("unpublish {host}/{proto} of {name}"),
-                    "it is not published",
-                    format!("see `hutch port list {name}`"),
-                ));
-            }
-            apply(paths, &name, &config)?;
-            config.save(&paths.config(&name))?;
-            println!("Unpublished {host}/{proto} of {name}");
+            ports::unpublish(paths, &name, &parse_host(&host, proto)?)?;
+            out!("Unpublished {host}/{proto} of {name}");
         }
     }
     Ok(0)
-}
-
-/// The host address and protocol as the config holds them.
-fn typed_port(
-    what: &str,
-    host_ip: Option<&str>,
-    proto: &str,
-) -> Result<(Option<std::net::IpAddr>, crate::network::nft::Proto), Error> {
-    let ip = match host_ip {
-        None => None,
-        Some(s) => Some(s.parse().map_err(|_| Error::cli(what.to_string(), format!("{s:?} is not an IP address")))?),
-    };
-    let proto = proto.parse().map_err(|e: crate::network::nft::Error| Error::cli(what.to_string(), e.to_string()))?;
-    Ok((ip, proto))
-}
-
-/// Whether the host itself could listen on the port: refuses a port a host service
-/// holds (publishing it would hijack that service) and an address that is not the
-/// host's own (it would intercept traffic passing through).
-fn host_port_free(host_ip: Option<&str>, port: u16, proto: &str) -> Result<(), String> {
-    let ip: std::net::IpAddr = match host_ip {
-        None => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        Some(s) => s.parse().map_err(|_| format!("{s:?} is not an IP address"))?,
-    };
-    if ip.is_ipv6() {
-        return Err("IPv6 host addresses are not supported for published ports yet".into());
-    }
-    let addr = std::net::SocketAddr::new(ip, port);
-    let bound = match proto {
-        "udp" => std::net::UdpSocket::bind(addr).map(drop),
-        _ => std::net::TcpListener::bind(addr).map(drop),
-    };
-    match bound {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(format!("port {port}/{proto} is in use on the host; publishing it would take it from that service"))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
-            Err(format!("{ip} is not an address of this host"))
-        }
-        Err(e) => Err(format!("cannot use {addr}: {e}")),
-    }
-}
-
-/// Rules change at once for a running container; a stopped one gets them at start.
-fn apply(paths: &Paths, name: &str, config: &Config) -> Result<(), Error> {
-    if crate::container::observe(paths, name).status.is_up() {
-        attach::apply_ports(paths, name, config)?;
-    }
-    Ok(())
 }

@@ -1,9 +1,9 @@
 //! exec, shell, console.
 
+use crate::base::paths::Paths;
 use crate::container::{self, Status};
 use crate::error::Error;
 use crate::exec::{self, Spec};
-use crate::base::paths::Paths;
 use crate::sys;
 
 #[allow(clippy::too_many_arguments)]

@@ -2,16 +2,16 @@
 //! incus top. CPU is the share of one CPU used between two samples.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::base::output::{self, Format};
+use crate::base::paths::Paths;
 use crate::cgroup::limits::{Stats, stats};
 use crate::container::{self, Status};
 use crate::error::Error;
-use crate::base::output::{self, Format, JSON_VERSION};
-use crate::base::paths::Paths;
 
 #[derive(Serialize)]
 struct Row {
@@ -91,23 +91,14 @@ pub fn top(paths: &Paths, format: Format, interval: f64, count: Option<u32>) -> 
         match format {
             Format::Json => {
                 #[derive(Serialize)]
-                struct Out<'a> {
-                    format_version: u32,
+                struct Sample<'a> {
                     containers: &'a [Row],
                 }
-                println!(
-                    "{}",
-                    serde_json::to_string(&Out { format_version: JSON_VERSION, containers: &rows })
-                        .expect("serialisable")
-                );
+                super::emit_line(&Sample { containers: &rows })?;
             }
             Format::Text => {
-                let mut out = std::io::stdout().lock();
-                if tty {
-                    let _ = write!(out, "\x1b[H\x1b[2J");
-                }
-                let _ = write!(out, "{}", render(&rows));
-                let _ = out.flush();
+                let clear = if tty { "\x1b[H\x1b[2J" } else { "" };
+                super::emit(&format!("{clear}{}", render(&rows)))?;
             }
         }
     }

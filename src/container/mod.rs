@@ -4,8 +4,11 @@
 
 mod create;
 mod customize;
+pub mod images;
 mod lifecycle;
+pub mod limits;
 mod observe;
+pub mod ports;
 
 pub use create::{Created, Source, create};
 pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
@@ -61,6 +64,10 @@ pub enum Error {
     Distro(#[from] crate::distro::Error),
     #[error(transparent)]
     Network(#[from] crate::network::Error),
+    #[error(transparent)]
+    Port(#[from] ports::PortError),
+    #[error(transparent)]
+    Limit(#[from] limits::LimitError),
 }
 
 impl Error {
@@ -82,6 +89,7 @@ impl Error {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
             }
             Error::Unknown { name, why } => Some(why.hint(name)),
+            Error::WrongState { name, state: Conflict::Up(_), .. } => Some(format!("stop it first with `hutch stop {name}`")),
             Error::WrongState { name, state: Conflict::NotFrozen, .. } => {
                 Some(format!("freeze it with `hutch freeze {name}`"))
             }
@@ -96,6 +104,8 @@ impl Error {
             Error::Image(e) => e.hint(),
             Error::Distro(e) => e.hint(),
             Error::Network(e) => e.hint(),
+            Error::Port(e) => e.hint(),
+            Error::Limit(e) => e.hint(),
             _ => None,
         }
     }
@@ -137,6 +147,8 @@ pub enum Conflict {
     StillStopping,
     AlreadyFrozen,
     NotFrozen,
+    /// Up in this state, where the action needs it stopped (`publish`).
+    Up(Status),
 }
 
 impl std::fmt::Display for Conflict {
@@ -145,6 +157,7 @@ impl std::fmt::Display for Conflict {
             Conflict::StillStopping => "still stopping",
             Conflict::AlreadyFrozen => "already frozen",
             Conflict::NotFrozen => "not frozen",
+            Conflict::Up(status) => status.as_str(),
         })
     }
 }

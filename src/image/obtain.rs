@@ -14,8 +14,8 @@ pub struct Request {
     pub release: Option<String>,
     pub arch: Option<String>,
     pub variant: Option<String>,
-    /// Only this kind of source (image-server, debootstrap, dnf, busybox, tar).
-    pub source: Option<String>,
+    /// Only this kind of source.
+    pub source: Option<template::SourceKind>,
     pub server: Option<String>,
     pub mirror: Option<String>,
     /// Fetch again even when the cache has the image.
@@ -45,8 +45,9 @@ pub(crate) fn obtain(paths: &Paths, req: &Request, notices: &mut Vec<String>) ->
     };
     let variant = req.variant.as_deref().unwrap_or("default");
     let all = tpl.sources_for(rel);
-    let wanted =
-        if req.server.is_some() && req.source.is_none() { Some("image-server") } else { req.source.as_deref() };
+    // --server means an image server unless --source says otherwise.
+    let image_server = req.server.is_some().then_some(template::SourceKind::ImageServer);
+    let wanted = req.source.or(image_server).map(template::SourceKind::as_str);
     let sources: Vec<&Source> = all.iter().filter(|s| wanted.is_none_or(|k| s.kind() == k)).collect();
     if sources.is_empty() {
         let kinds: Vec<&str> = all.iter().map(|s| s.kind()).collect();

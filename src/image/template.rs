@@ -311,6 +311,29 @@ fn default_variant() -> String {
     "default".into()
 }
 
+/// A kind of source, as `--source` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceKind {
+    ImageServer,
+    Debootstrap,
+    Dnf,
+    Busybox,
+    Tar,
+}
+
+impl SourceKind {
+    /// The name `Source::kind` gives (and image metadata records).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::ImageServer => "image-server",
+            SourceKind::Debootstrap => "debootstrap",
+            SourceKind::Dnf => "dnf",
+            SourceKind::Busybox => "busybox",
+            SourceKind::Tar => "tar",
+        }
+    }
+}
+
 impl Source {
     pub fn kind(&self) -> &'static str {
         match self {

@@ -219,19 +219,23 @@ pub(crate) fn ensure(paths: &Paths, name: &str) -> Result<Network, Error> {
 }
 
 /// Containers with a NIC on network `name`.
-pub(crate) fn users(paths: &Paths, name: &str) -> Vec<String> {
-    crate::container::list_names(paths)
-        .into_iter()
+/// Those of `containers` with a NIC on network `name` (or whose config cannot be read).
+fn users(paths: &Paths, name: &str, containers: &[String]) -> Vec<String> {
+    containers
+        .iter()
         .filter(|c| {
             crate::config::Config::load(&paths.config(c)).map_or(true, |cfg| cfg.nics.iter().any(|n| n.network == name))
         })
+        .cloned()
         .collect()
 }
 
-pub(crate) fn delete(paths: &Paths, name: &str) -> Result<(), Error> {
+/// Deletes network `name`, refused while one of `containers` (every container of this
+/// tree, from the container layer) or a create in progress uses it.
+pub(crate) fn delete(paths: &Paths, name: &str, containers: &[String]) -> Result<(), Error> {
     let net = require(paths, name)?;
     let _lock = lock(paths, name)?;
-    let mut users = users(paths, name);
+    let mut users = users(paths, name, containers);
     // Reservations are the record: a create in progress holds one before its config exists.
     for r in load_reservations(paths, name)?.list {
         if !users.contains(&r.container) {
