@@ -76,6 +76,7 @@ pub fn create(paths: &Paths, args: CreateArgs) -> Result<(), Error> {
 }
 
 pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<u8, Error> {
+    crate::monitor::timeline::mark(crate::monitor::timeline::Stage::CliInvoked);
     let started = container::start(paths, name, wait)?;
     notify(&started.notices);
     match started.boot_ms {

@@ -125,6 +125,7 @@ fn first_state(config: &Config, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
         cgroup: cgroup.clone(),
         halt_signal: config.halt_signal(),
         stop_timeout: config.init.stop_timeout,
+        timeline: super::timeline::current(),
     })
 }
 
