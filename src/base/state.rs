@@ -129,7 +129,7 @@ impl RuntimeState {
 
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("state always serialises");
-        crate::base::fsutil::atomic_write(path, &json, 0o600)
+        crate::base::fsutil::atomic_replace(path, &json, 0o600)
     }
 
     /// Written before the current host boot?

@@ -190,7 +190,7 @@ impl Monitor {
         self.save_state();
 
         let share = self.paths.host_share(&self.name);
-        fsutil::atomic_write(
+        fsutil::atomic_replace(
             &share.join("boot_id"),
             format!("{}\n", uuid(&crate::sys::random_hex128())).as_bytes(),
             0o444,

@@ -158,7 +158,7 @@ fn write_pid_file(paths: &Paths, name: &str, placement: Option<&crate::systemd::
         return Ok(());
     }
     let path = paths.runtime(name).join("monitor.pid");
-    fsutil::atomic_write(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
+    fsutil::atomic_replace(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
         .map_err(Error::io("write", &path))
 }
 
