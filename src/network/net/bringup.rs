@@ -217,7 +217,8 @@ fn nft_apply_if_changed(paths: &Paths, net: &Network, rules: &str) -> Result<(),
     nft_apply(rules)?;
     if let Ok(Some(h)) = crate::sys::nft_table_handle(&table) {
         // Only a shortcut for the next start: without the record, nft runs again.
-        let _ = fsutil::ensure_dir(&run, 0o755).and_then(|_| fsutil::atomic_replace(&record, loaded(h).as_bytes(), 0o644));
+        let _ =
+            fsutil::ensure_dir(&run, 0o755).and_then(|_| fsutil::atomic_replace(&record, loaded(h).as_bytes(), 0o644));
     }
     Ok(())
 }
