@@ -135,6 +135,8 @@ IDB=${IDB:-100000} IDN=${IDN:-65536}
 sysstate() { nsenter -t "$1" -a systemctl is-system-running 2>/dev/null || true; }
 failed_units() { nsenter -t "$1" -a systemctl --failed --plain --no-legend 2>/dev/null | awk '{print $1}' | paste -sd, || true; }
 hutch_pid() { H info "$1" --format json 2>/dev/null | sed -n 's/^  "pid": \([0-9]*\),$/\1/p'; }
+# From `info --format json`: the start timeline's init_exec minus cli_invoked, in ms.
+SHARE="(lambda s: '%.3f' % ((s['init_exec'] - s['cli_invoked']) / 1000))({m['stage']: m['at_us'] for m in d['timeline']['stages']})"
 hutch_json() { H info "$1" --format json | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"; }
 lxc_pid() { lxc-info -P "$L" -n "$1" -p -H 2>/dev/null || true; }
 nspawn_pid() { # the container's init: the child of systemd-nspawn that has exec'd systemd
@@ -344,6 +346,8 @@ boot_cycle() {
             rec "boot.$tool.$mode" "$ms"
             state "failed.$tool.$mode" "$(failed_units "$pid")"
             [ "$tool" = hutch ] && rec "boot.hutch-notify.$mode" "$(hutch_json "$name" "d['boot_ms']")"
+            # hutch's own share of the boot, from its start timeline: CLI invoked to init exec'd
+            [ "$tool" = hutch ] && rec "share.hutch.$mode" "$(hutch_json "$name" "$SHARE")"
             # memory: one second after ready, the container's own cgroup; the monitor's RSS
             while [ $(( ($(us) - t) / 1000 )) -lt $((${ms%.*} + 1000)) ]; do sleep 0.05; done
             local cg mp

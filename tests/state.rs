@@ -140,6 +140,7 @@ fn legacy_state(h: &Hutch, name: &str, monitor: Proc) -> std::path::PathBuf {
         cgroup: hutch::cgroup::ContainerCgroup::new(&layout, &h.paths().cgroup_parent, name),
         halt_signal: libc::SIGPWR,
         stop_timeout: 1,
+        timeline: None,
     };
     s.save(&dir.join("state.json")).unwrap();
     dir

@@ -9,6 +9,17 @@ use std::path::Path;
 
 /// Writes `data` to `path` atomically with permission bits `mode`.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// [`atomic_write`] for runtime files (under `/run`, ending with the host's boot):
+/// readers still see the old file or the new one whole, but nothing is synced to
+/// disk, which costs milliseconds and means nothing for a file no reboot keeps.
+pub fn atomic_replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name =
         path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
@@ -23,9 +34,11 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable { File::open(dir)?.sync_all() } else { Ok(()) }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

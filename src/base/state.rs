@@ -100,6 +100,9 @@ pub struct RuntimeState {
     pub cgroup: ContainerCgroup,
     pub halt_signal: i32,
     pub stop_timeout: u64,
+    /// When each stage of the current boot's start happened (absent from older monitors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::monitor::timeline::Timeline>,
 }
 
 impl RuntimeState {
@@ -126,7 +129,7 @@ impl RuntimeState {
 
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("state always serialises");
-        crate::base::fsutil::atomic_write(path, &json, 0o600)
+        crate::base::fsutil::atomic_replace(path, &json, 0o600)
     }
 
     /// Written before the current host boot?
@@ -238,6 +241,12 @@ mod tests {
             cgroup: ContainerCgroup { unified: "/sys/fs/cgroup/unified/hutch/c".into(), v1: vec![] },
             halt_signal: 37,
             stop_timeout: 30,
+            timeline: Some(crate::monitor::timeline::Timeline {
+                stages: vec![crate::monitor::timeline::Mark {
+                    stage: crate::monitor::timeline::Stage::Cloned,
+                    at_us: 7,
+                }],
+            }),
         };
         s.save(&p).unwrap();
         let back = RuntimeState::load(&p).unwrap().unwrap();

@@ -90,6 +90,9 @@ struct Info {
     started_at_ms: Option<u64>,
     boot_ms: Option<u64>,
     boots: Option<u32>,
+    /// When each stage of the start happened (CLOCK_BOOTTIME, µs) and hutch's share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<crate::monitor::timeline::Timeline>,
     cgroup: Option<crate::cgroup::ContainerCgroup>,
     rootfs: String,
     config: String,
@@ -122,6 +125,7 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         started_at_ms: st.map(|s| s.started_at_ms),
         boot_ms: st.and_then(|s| s.ready_at_ms.map(|r| r.saturating_sub(s.started_at_ms))),
         boots: st.map(|s| s.boots),
+        timeline: st.and_then(|s| s.timeline.clone()),
         cgroup: st.map(|s| s.cgroup.clone()),
         rootfs: config.rootfs_path(&paths.container(name)).display().to_string(),
         config: paths.config(name).display().to_string(),
@@ -179,6 +183,9 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     }
     if let Some(b) = info.boots.filter(|b| *b > 1) {
         items.push(("Boots", format!("{b} (rebooted from inside)")));
+    }
+    if let Some(t) = &info.timeline {
+        items.push(("Timeline", t.describe()));
     }
     if let Some(cg) = &info.cgroup {
         items.push(("Cgroup", cg.unified.display().to_string()));

@@ -100,6 +100,7 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
 }
 
 pub fn start(paths: &Paths, name: &str, wait: bool, format: Format) -> Result<u8, Error> {
+    crate::monitor::timeline::mark(crate::monitor::timeline::Stage::CliInvoked);
     let started = container::start(paths, name, wait)?;
     notify(&started.notices);
     if format == Format::Json {

@@ -233,6 +233,7 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Re
             std::env::var_os(crate::monitor::launch::TEST_SETUP_DELAY_ENV)
                 .map(|v| (crate::monitor::launch::TEST_SETUP_DELAY_ENV, v)),
         )
+        .envs(crate::monitor::timeline::handoff())
         // hutch@.service asks the monitor to keep its (delegated) unit: crate::systemd.
         .envs(
             std::env::var_os(crate::systemd::KEEP_UNIT_ENV)

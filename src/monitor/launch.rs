@@ -47,6 +47,7 @@ pub fn launch(
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
+    super::timeline::arm_child();
     let (pid, pidfd) = match sys::clone3(flags)? {
         Forked::Child => {
             drop(parent_end);
@@ -54,6 +55,7 @@ pub fn launch(
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
+    super::timeline::mark(super::timeline::Stage::Cloned);
     drop(child_end);
     drop(host);
 
@@ -67,6 +69,7 @@ pub fn launch(
         if let Err(e) = write_maps(pid, &map) {
             return Err(abort(e));
         }
+        super::timeline::mark(super::timeline::Stage::IdMapsWritten);
     }
     if let Err(e) = cgroup.attach(pid) {
         return Err(abort(e.into()));
@@ -93,6 +96,7 @@ pub fn launch(
     if let Err(e) = verdict {
         return Err(abort(Error::Child(e)));
     }
+    super::timeline::collect_child();
     let init = Proc::of(pid).map_err(|e| abort(Error::os(format!("read the state of init (pid {pid})"))(e)))?;
     Ok(Launched { init, pidfd })
 }

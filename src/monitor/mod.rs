@@ -20,6 +20,7 @@ pub mod launch;
 pub mod proto;
 mod setup;
 mod stop;
+pub mod timeline;
 
 use std::ffi::CString;
 use std::fs::File;
@@ -50,6 +51,7 @@ use stop::Stop;
 
 /// Entry point of `hutch __monitor`. `status` is the pipe to the spawning CLI.
 pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
+    timeline::monitor_started();
     // SAFETY: ignoring SIGPIPE installs no handler code; a vanished client must not
     // kill the monitor.
     unsafe {
@@ -151,7 +153,8 @@ impl Monitor {
         }
     }
 
-    fn save_state(&self) {
+    fn save_state(&mut self) {
+        self.state.timeline = timeline::current();
         if let Err(e) = self.state.save(&self.paths.state_file(&self.name)) {
             tracing::error!("failed to write the runtime state: {e}");
         }
@@ -174,6 +177,7 @@ impl Monitor {
 
     fn boot(&mut self) -> Result<(), Error> {
         self.boot_began = Instant::now();
+        timeline::new_boot(self.state.boots);
         self.state.phase = Phase::Starting;
         self.state.started_at_ms = fsutil::now_ms();
         self.state.ready_at_ms = None;
@@ -186,7 +190,7 @@ impl Monitor {
         self.save_state();
 
         let share = self.paths.host_share(&self.name);
-        fsutil::atomic_write(
+        fsutil::atomic_replace(
             &share.join("boot_id"),
             format!("{}\n", uuid(&crate::sys::random_hex128())).as_bytes(),
             0o444,
@@ -268,6 +272,7 @@ impl Monitor {
     }
 
     fn record_ready(&mut self) {
+        timeline::mark(timeline::Stage::Ready);
         self.state.ready_at_ms = Some(fsutil::now_ms());
         if self.state.phase == Phase::Starting {
             self.state.phase = Phase::Running;

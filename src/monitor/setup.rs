@@ -125,6 +125,7 @@ fn first_state(config: &Config, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
         cgroup: cgroup.clone(),
         halt_signal: config.halt_signal(),
         stop_timeout: config.init.stop_timeout,
+        timeline: super::timeline::current(),
     })
 }
 
@@ -157,7 +158,7 @@ fn write_pid_file(paths: &Paths, name: &str, placement: Option<&crate::systemd::
         return Ok(());
     }
     let path = paths.runtime(name).join("monitor.pid");
-    fsutil::atomic_write(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
+    fsutil::atomic_replace(&path, format!("{}\n", std::process::id()).as_bytes(), 0o644)
         .map_err(Error::io("write", &path))
 }
 

@@ -26,6 +26,7 @@ use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use super::apply::{HostBinds, Root};
 use super::plan::Step;
 use super::{Error, InitFailure, channel, policy};
+use crate::monitor::timeline::{self, Stage};
 use crate::sys;
 
 /// Everything the child needs; computed by the monitor before clone.
@@ -95,8 +96,10 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     let old_umask = rustix::process::umask(Mode::empty());
     let mut root = Root::new(root_fd, host);
     root.apply(&spec.steps)?;
+    timeline::child_mark(Stage::MountsDone);
 
     pivot(&root)?;
+    timeline::child_mark(Stage::PivotRoot);
     drop(root);
 
     nix::unistd::sethostname(&spec.hostname).map_err(Error::step(format!("set the hostname {:?}", spec.hostname)))?;
@@ -112,6 +115,7 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     rustix::process::umask(old_umask);
 
     sys::cloexec_from(3).map_err(Error::step("close inherited descriptors"))?;
+    timeline::child_mark(Stage::InitExec);
     let err = sys::execve(&spec.argv, &spec.env);
     Err(Error::Init { path: spec.argv[0].to_string_lossy().into_owned(), reason: InitFailure::of(err) })
 }

@@ -30,3 +30,8 @@ pub use procfs::{boot_id, live_start_time, process_start_time, random_hex128};
 pub use signal::{reset_signals, signalfd};
 pub use thread::{Error, ThreadCounter, fork_single, require_single_thread};
 pub use tty::{fd_is_tty, get_winsize, pty_peer, set_controlling_tty, set_winsize, unlock_pty};
+
+mod nftables;
+mod stamp;
+pub use nftables::nft_table_handle;
+pub use stamp::{SharedStamps, boottime_us};

@@ -82,7 +82,7 @@ pub(super) fn up_locked(paths: &Paths, net: &Network) -> Result<(), Error> {
         ports: &[],
         keep: &[],
     });
-    nft_apply(&rules)?;
+    nft_apply_if_changed(paths, net, &rules)?;
     write_dns_files(paths, net)?;
     ensure_dnsmasq(paths, net)
 }
@@ -197,6 +197,30 @@ pub(super) fn stop_dnsmasq(paths: &Paths, net: &Network) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// Loads the network's table unless the one loaded last time is still there as it was:
+/// its handle still answers (a table replaced or deleted since has none or another)
+/// and the rules are the same. Running `nft` costs tens of milliseconds on every start.
+fn nft_apply_if_changed(paths: &Paths, net: &Network, rules: &str) -> Result<(), Error> {
+    use sha2::Digest;
+    let table = net.table(paths);
+    let run = run_dir(paths, &net.name);
+    let record = run.join("nft-loaded");
+    let digest: String = sha2::Sha256::digest(rules.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let loaded = |h: u64| format!("{h} {digest}\n");
+    if let Ok(Some(h)) = crate::sys::nft_table_handle(&table) {
+        if std::fs::read_to_string(&record).is_ok_and(|r| r == loaded(h)) {
+            return Ok(());
+        }
+    }
+    nft_apply(rules)?;
+    if let Ok(Some(h)) = crate::sys::nft_table_handle(&table) {
+        // Only a shortcut for the next start: without the record, nft runs again.
+        let _ =
+            fsutil::ensure_dir(&run, 0o755).and_then(|_| fsutil::atomic_replace(&record, loaded(h).as_bytes(), 0o644));
+    }
+    Ok(())
 }
 
 /// Loads an nft script in one transaction.
