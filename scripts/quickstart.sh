@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "quickstart: run as root (hutch needs namespaces, mounts and cgroups)" >&2; exit 1; }
 scripts/deps.sh
 cargo build --release --quiet
-install -m 0755 target/release/hutch /usr/local/bin/hutch
+install -m 0755 target/release/hutch target/release/hutch-monitor /usr/local/bin/
 tests/images/build.sh debian
 IMAGES=${HUTCH_TEST_IMAGES:-/var/cache/hutch-tests}
 NAME=${1:-demo}

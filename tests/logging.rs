@@ -11,7 +11,10 @@ fn is_monitor_line(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else { return false };
     let Some((stamp, rest)) = rest.split_once(']') else { return false };
     let stamp_ok = stamp.split_once('.').is_some_and(|(s, ms)| {
-        s.len() >= 10 && s.bytes().all(|b| b.is_ascii_digit()) && ms.len() == 3 && ms.bytes().all(|b| b.is_ascii_digit())
+        s.len() >= 10
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && ms.len() == 3
+            && ms.bytes().all(|b| b.is_ascii_digit())
     });
     let level = rest.split_whitespace().next().unwrap_or("");
     stamp_ok && ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level)
@@ -33,7 +36,10 @@ fn log_levels_reach_the_cli_and_its_monitor() {
     assert!(!stderr.contains("hutch: debug:") && !stderr.contains("hutch: info:"), "{stderr}");
     let log = std::fs::read_to_string(h.paths().monitor_log("bb")).unwrap();
     let lines: Vec<&str> = log.lines().collect();
-    assert!(!lines.is_empty() && lines.iter().all(|l| is_monitor_line(l)), "monitor log lines lack stamp or level:\n{log}");
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| is_monitor_line(l)),
+        "monitor log lines lack stamp or level:\n{log}"
+    );
     assert!(log.contains(" INFO ") && !log.contains(" DEBUG "), "the monitor logs from info up by default:\n{log}");
     h.ok(&["stop", "bb"]);
 

@@ -15,6 +15,7 @@ pub(crate) mod limits;
 
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub enum Error {
     NoCgroup2,
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error("failed to open cgroup {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
     #[error("failed to create cgroup {path}: {source}")]
     Create { path: PathBuf, source: io::Error },
     #[error("failed to write {value:?} to {path}: {source}")]
@@ -235,30 +238,28 @@ impl ContainerCgroup {
         Ok(())
     }
 
-    /// Moves `pid` into every directory (pid 0 means the caller).
-    pub fn attach(&self, pid: i32) -> Result<(), Error> {
-        for dir in std::iter::once(&self.unified).chain(&self.v1) {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
-    }
-
-    /// Moves the caller into `sub` (a cgroup2 path relative to the container's root,
-    /// such as init's `/init.scope`) and into the v1 directories.
-    pub fn attach_self_at(&self, sub: &Path) -> Result<(), Error> {
+    /// The cgroup2 directory `sub` (relative to the container's root: `/` for the
+    /// root, `/init.scope` for init's under systemd), opened for `CLONE_INTO_CGROUP`.
+    pub fn open_unified(&self, sub: &Path) -> Result<OwnedFd, Error> {
         let rel = sub.strip_prefix("/").unwrap_or(sub);
         let target = self.unified.join(rel);
         // Refuse anything that climbs out of the container's tree.
         if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-            return Err(Error::Write {
-                path: target,
-                value: "0".into(),
-                source: io::Error::from_raw_os_error(libc::EINVAL),
-            });
+            return Err(Error::Open { path: target, source: io::Error::from_raw_os_error(libc::EINVAL) });
         }
-        write(&target.join("cgroup.procs"), "0")?;
+        rustix::fs::open(
+            &target,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::Open { path: target, source: e.into() })
+    }
+
+    /// Moves `pid` (0: the caller) into the v1 directories, on hybrid hosts; its
+    /// cgroup2 place comes from `CLONE_INTO_CGROUP` ([`ContainerCgroup::open_unified`]).
+    pub fn attach_v1(&self, pid: i32) -> Result<(), Error> {
         for dir in &self.v1 {
-            write(&dir.join("cgroup.procs"), "0")?;
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }

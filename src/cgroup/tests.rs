@@ -107,11 +107,14 @@ fn events_and_pids_are_read_from_the_tree() {
 }
 
 #[test]
-fn attach_self_refuses_paths_that_climb_out() {
+fn open_unified_refuses_paths_that_climb_out() {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::Unified { root: dir.path().to_path_buf() };
     let cg = ContainerCgroup::new(&layout, "hutch", "c");
-    assert!(cg.attach_self_at(Path::new("/../../other")).is_err());
+    assert!(matches!(cg.open_unified(Path::new("/../../other")), Err(Error::Open { .. })));
+    std::fs::create_dir_all(dir.path().join("hutch/c/init.scope")).unwrap();
+    assert!(cg.open_unified(Path::new("/init.scope")).is_ok());
+    assert!(cg.open_unified(Path::new("/")).is_ok());
 }
 
 #[test]

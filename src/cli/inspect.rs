@@ -214,7 +214,13 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
     for p in &info.ports {
         items.push((
             "Port",
-            format!("{}:{} -> {}/{}", p.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()), p.host_port, p.container_port, p.proto),
+            format!(
+                "{}:{} -> {}/{}",
+                p.host_ip.map_or_else(|| "*".to_string(), |ip| ip.to_string()),
+                p.host_port,
+                p.container_port,
+                p.proto
+            ),
         ));
     }
     items.push(("Rootfs", info.rootfs.clone()));

@@ -381,10 +381,6 @@ pub enum ConfigCmd {
 
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    // The monitor is long-lived: route it before clap, whose code it never needs.
-    if args.get(1).is_some_and(|a| a == "__monitor") {
-        return ExitCode::from(monitor_entry(&args[2..]));
-    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         // --help and --version are data (stdout); a usage error goes to stderr as
@@ -411,31 +407,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// `hutch __monitor --state DIR --run DIR --cgroup-parent NAME CONTAINER`, as spawned
-/// by `start` (see `container::lifecycle::spawn_monitor`), with its status pipe on fd 3.
-fn monitor_entry(args: &[OsString]) -> u8 {
-    crate::base::log::init(None, crate::base::log::Sink::Monitor);
-    let mut it = args.iter();
-    let (mut state, mut run, mut parent, mut name) = (None, None, None, None);
-    while let Some(a) = it.next() {
-        match a.to_str() {
-            Some("--state") => state = it.next().map(PathBuf::from),
-            Some("--run") => run = it.next().map(PathBuf::from),
-            Some("--cgroup-parent") => parent = it.next().and_then(|s| s.to_str()).map(str::to_string),
-            _ => name = a.to_str().map(str::to_string),
-        }
-    }
-    let (Some(state), Some(run), Some(cgroup_parent), Some(name)) = (state, run, parent, name) else {
-        eprintln!("hutch: error: __monitor is started by `hutch start`, not by hand");
-        return 2;
-    };
-    // SAFETY: fd 3 is the status pipe the spawning CLI set up with dup2; nothing else
-    // in this process owns it.
-    let status = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) };
-    let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
-    crate::monitor::main(Paths { state, run, cgroup_parent }, name, Some(status)) as u8
 }
 
 fn dispatch(cli: Cli) -> Result<u8, Error> {

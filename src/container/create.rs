@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use super::{Error, Notices, io_err};
-use crate::config::Config;
 use crate::base::fsutil;
 use crate::base::lock::Lock;
 use crate::base::paths::Paths;
+use crate::config::Config;
 use crate::rootfs;
 use crate::storage;
 

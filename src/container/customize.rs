@@ -49,7 +49,8 @@ pub fn plan(
 }
 
 fn override_exists(id: &str) -> bool {
-    crate::base::name::validate(id).is_ok() && Path::new(distro::DEFAULT_OVERRIDE_DIR).join(format!("{id}.toml")).is_file()
+    crate::base::name::validate(id).is_ok()
+        && Path::new(distro::DEFAULT_OVERRIDE_DIR).join(format!("{id}.toml")).is_file()
 }
 
 impl Customization {

@@ -12,10 +12,10 @@ use super::observe::{Observed, Status, reconcile};
 use super::{Error, Notices, io_err};
 use crate::base::fsutil;
 use crate::base::lock::Lock;
-use crate::monitor::exit::Outcome;
 use crate::base::paths::Paths;
 use crate::base::state::{LastExit, RuntimeState};
 use crate::config::Config;
+use crate::monitor::exit::Outcome;
 use crate::monitor::proto::{self, Event, Request};
 
 /// Checks `name` against the naming rule and that such a container exists.
@@ -192,10 +192,23 @@ fn raise_inotify_instances() -> Option<String> {
     ))
 }
 
+/// The monitor's own binary, installed beside this one.
+fn monitor_binary() -> Result<std::path::PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(io_err("find", Path::new("/proc/self/exe")))?;
+    let path = exe.with_file_name(MONITOR_BINARY);
+    if !path.is_file() {
+        return Err(Error::MonitorMissing { path });
+    }
+    Ok(path)
+}
+
+/// The name of the monitor's binary (src/bin/hutch-monitor.rs).
+pub const MONITOR_BINARY: &str = "hutch-monitor";
+
 /// Size at which `logs/monitor.log` is rotated when a monitor starts.
 const MONITOR_LOG_MAX: u64 = 256 * 1024;
 
-/// Runs `hutch __monitor` in its own session, detached from the terminal, logging to
+/// Runs `hutch-monitor` (the binary beside this one) in its own session, detached from the terminal, logging to
 /// `logs/monitor.log`, with its status pipe on fd 3 and the container's lock on fd 4
 /// (crate::monitor::launch::hold_start_lock).
 fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Result<(), Error> {
@@ -215,10 +228,8 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Re
     };
     let (status, lock) = (high(status.as_fd())?, high(lock.as_fd())?);
     let (status_fd, lock_fd) = (status.as_raw_fd(), lock.as_raw_fd());
-    // This very binary, whatever its path is now (it may have been upgraded or moved).
-    let mut cmd = Command::new("/proc/self/exe");
+    let mut cmd = Command::new(monitor_binary()?);
     cmd.arg0(format!("hutch-monitor {name}"))
-        .arg("__monitor")
         .arg("--state")
         .arg(&paths.state)
         .arg("--run")

@@ -38,6 +38,8 @@ pub enum Error {
     Unknown { name: String, why: Unknown },
     #[error("failed to start {name}: {message}")]
     StartFailed { name: String, message: String },
+    #[error("failed to find the monitor's binary: {} does not exist", path.display())]
+    MonitorMissing { path: std::path::PathBuf },
     /// The monitor reported a typed failure of the start (with its own hint).
     #[error("failed to start {name}: {source}")]
     Start { name: String, source: crate::runtime::wire::WireError },
@@ -83,13 +85,18 @@ impl Error {
                 Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`"))
             }
             Error::StartFailed { name, .. } => Some(start_logs_hint(name)),
+            Error::MonitorMissing { .. } => {
+                Some("install hutch-monitor in the same directory as hutch (`cargo build` makes both)".into())
+            }
             Error::Start { name, source } => Some(source.hint().unwrap_or_else(|| start_logs_hint(name))),
             Error::Monitor { source, .. } => source.hint(),
             Error::WrongState { name, state: Conflict::AlreadyFrozen, .. } => {
                 Some(format!("thaw it with `hutch unfreeze {name}`"))
             }
             Error::Unknown { name, why } => Some(why.hint(name)),
-            Error::WrongState { name, state: Conflict::Up(_), .. } => Some(format!("stop it first with `hutch stop {name}`")),
+            Error::WrongState { name, state: Conflict::Up(_), .. } => {
+                Some(format!("stop it first with `hutch stop {name}`"))
+            }
             Error::WrongState { name, state: Conflict::NotFrozen, .. } => {
                 Some(format!("freeze it with `hutch freeze {name}`"))
             }

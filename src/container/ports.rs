@@ -107,12 +107,7 @@ pub fn publish(paths: &Paths, name: &str, host: &HostPort, container_port: u16) 
     }
     host_port_free(name, host)?;
     let mut config = Config::load(&paths.config(name))?;
-    config.ports.push(Port {
-        host_ip: host.ip,
-        host_port: host.port,
-        container_port,
-        proto: host.proto,
-    });
+    config.ports.push(Port { host_ip: host.ip, host_port: host.port, container_port, proto: host.proto });
     config.validate().map_err(|(key, message)| PortError::Invalid {
         name: name.into(),
         host: host.clone(),

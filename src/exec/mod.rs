@@ -42,6 +42,8 @@ pub enum Error {
     Failed { name: String, message: String },
     #[error("failed to run a command in {name}: {source}")]
     Sys { name: String, source: sys::Error },
+    #[error("failed to run a command in {name}: {source}")]
+    Cgroup { name: String, source: crate::cgroup::Error },
     #[error("failed to attach to the console of {name}: {source}")]
     Console { name: String, source: crate::monitor::proto::Error },
     /// The exec helper failed before the command ran.
@@ -55,6 +57,7 @@ impl Error {
             Error::NotRunning { name } => Some(format!("start it with `hutch start {name}`")),
             Error::Frozen { name } => Some(format!("thaw it with `hutch unfreeze {name}`")),
             Error::Sys { source, .. } => source.hint(),
+            Error::Cgroup { source, .. } => source.hint(),
             Error::Helper { source, .. } => source.hint(),
             Error::Console { source, .. } => source.hint(),
             Error::Failed { .. } => None,
@@ -172,16 +175,20 @@ pub fn run(paths: &Paths, name: &str, spec: &Spec) -> Result<i32, Error> {
         (Some(p.0), Some(p.1))
     };
 
-    // The CLI starts no threads; `fork_single` checks that before it forks.
-    let c1 =
-        match sys::fork_single("start the exec helper").map_err(|source| Error::Sys { name: name.into(), source })? {
-            ForkResult::Child => {
-                drop((ours, signals, outer));
-                first_child(&state, &pidfd, &sub, spec, inner, theirs)
-            }
-            ForkResult::Parent { child } => child,
-        };
-    drop((theirs, pidfd, inner));
+    // Born in init's cgroup2 directory (no migration: see sys::clone3). The CLI starts
+    // no threads; `clone3_for` checks that before it forks.
+    let into =
+        state.cgroup.open_unified(Path::new(&sub)).map_err(|source| Error::Cgroup { name: name.into(), source })?;
+    let c1 = match sys::clone3_for("start the exec helper", 0, Some(into.as_fd()))
+        .map_err(|source| Error::Sys { name: name.into(), source })?
+    {
+        sys::Forked::Child => {
+            drop((ours, signals, outer, into));
+            first_child(&state, &pidfd, spec, inner, theirs)
+        }
+        sys::Forked::Parent { pid, .. } => Pid::from_raw(pid),
+    };
+    drop((theirs, pidfd, inner, into));
     proxy::supervise(c1, ours, signals, outer).map_err(|source| Error::Helper { name: name.into(), source })
 }
 
@@ -208,15 +215,8 @@ fn init_cgroup(base: &str, pid: i32) -> String {
 }
 
 /// Joins the container and forks the command's process; exits with its status.
-fn first_child(
-    state: &RuntimeState,
-    pidfd: &OwnedFd,
-    sub: &str,
-    spec: &Spec,
-    pipes: Option<[OwnedFd; 3]>,
-    sock: OwnedFd,
-) -> ! {
-    match first_child_inner(state, pidfd, sub, spec, pipes, &sock) {
+fn first_child(state: &RuntimeState, pidfd: &OwnedFd, spec: &Spec, pipes: Option<[OwnedFd; 3]>, sock: OwnedFd) -> ! {
+    match first_child_inner(state, pidfd, spec, pipes, &sock) {
         Ok(code) => sys::exit_now(code),
         Err(e) => {
             let _ = HelperMsg::Failed { error: e.to_wire() }.send(&sock, None);
@@ -228,7 +228,6 @@ fn first_child(
 fn first_child_inner(
     state: &RuntimeState,
     pidfd: &OwnedFd,
-    sub: &str,
     spec: &Spec,
     pipes: Option<[OwnedFd; 3]>,
     sock: &OwnedFd,
@@ -236,7 +235,7 @@ fn first_child_inner(
     sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
     // Opened before joining the container, whose /proc does not show this process.
     let threads = sys::ThreadCounter::open().map_err(HelperError::step("open /proc/self/status"))?;
-    state.cgroup.attach_self_at(Path::new(sub))?;
+    state.cgroup.attach_v1(0)?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS

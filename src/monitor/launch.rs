@@ -47,8 +47,10 @@ pub fn launch(
     if idmap.is_some() {
         flags |= libc::CLONE_NEWUSER as u64;
     }
+    // Born in the container's cgroup2 root; the v1 directories (hybrid hosts) follow.
+    let into = cgroup.open_unified(Path::new("/"))?;
     super::timeline::arm_child();
-    let (pid, pidfd) = match sys::clone3(flags)? {
+    let (pid, pidfd) = match sys::clone3(flags, Some(into.as_fd()))? {
         Forked::Child => {
             drop(parent_end);
             child::run(spec, host, child_end)
@@ -56,8 +58,7 @@ pub fn launch(
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     super::timeline::mark(super::timeline::Stage::Cloned);
-    drop(child_end);
-    drop(host);
+    drop((child_end, host, into));
 
     let abort = |e: Error| {
         let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
@@ -71,7 +72,7 @@ pub fn launch(
         }
         super::timeline::mark(super::timeline::Stage::IdMapsWritten);
     }
-    if let Err(e) = cgroup.attach(pid) {
+    if let Err(e) = cgroup.attach_v1(pid) {
         return Err(abort(e.into()));
     }
     if let Err(e) = plug(pid) {

@@ -49,7 +49,32 @@ use launch::Launched;
 use proto::{Event, Response};
 use stop::Stop;
 
-/// Entry point of `hutch __monitor`. `status` is the pipe to the spawning CLI.
+/// `hutch-monitor --state DIR --run DIR --cgroup-parent NAME CONTAINER`, as spawned
+/// by `start` (see `container::lifecycle::spawn_monitor`), with its status pipe on fd 3.
+pub fn entry(args: &[std::ffi::OsString]) -> u8 {
+    crate::base::log::init(None, crate::base::log::Sink::Monitor);
+    let mut it = args.iter();
+    let (mut state, mut run, mut parent, mut name) = (None, None, None, None);
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("--state") => state = it.next().map(std::path::PathBuf::from),
+            Some("--run") => run = it.next().map(std::path::PathBuf::from),
+            Some("--cgroup-parent") => parent = it.next().and_then(|s| s.to_str()).map(str::to_string),
+            _ => name = a.to_str().map(str::to_string),
+        }
+    }
+    let (Some(state), Some(run), Some(cgroup_parent), Some(name)) = (state, run, parent, name) else {
+        eprintln!("hutch-monitor: error: the monitor is started by `hutch start`, not by hand");
+        return 2;
+    };
+    // SAFETY: fd 3 is the status pipe the spawning CLI set up with dup2; nothing else
+    // in this process owns it.
+    let status = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
+    main(Paths { state, run, cgroup_parent }, name, Some(status)) as u8
+}
+
+/// The monitor proper. `status` is the pipe to the spawning CLI.
 pub fn main(paths: Paths, name: String, status: Option<OwnedFd>) -> i32 {
     timeline::monitor_started();
     // SAFETY: ignoring SIGPIPE installs no handler code; a vanished client must not
@@ -283,9 +308,6 @@ impl Monitor {
         let boot_ms = self.boot_began.elapsed().as_millis() as u64;
         tracing::info!("container ready after {boot_ms} ms");
         self.event(Event::Ready { boot_ms });
-        // The start-up code (config parsing, the clone sequence, readiness) is not
-        // needed until the next boot: let its pages go.
-        crate::sys::release_startup_code();
     }
 
     /// The poll loop, until init has exited.

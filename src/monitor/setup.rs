@@ -139,7 +139,11 @@ fn systemd_placement(paths: &Paths, name: &str, layout: &Layout) -> Result<Optio
     let keep_unit = std::env::var_os(crate::systemd::KEEP_UNIT_ENV).is_some_and(|v| v == "1");
     match crate::systemd::enter(paths, name, layout, keep_unit) {
         Ok(Some(p)) => {
-            tracing::info!("systemd: in unit {} (cgroup /{}); the container goes in its leaf payload", p.unit, p.cgroup);
+            tracing::info!(
+                "systemd: in unit {} (cgroup /{}); the container goes in its leaf payload",
+                p.unit,
+                p.cgroup
+            );
             Ok(Some(p))
         }
         Ok(None) => Ok(None),

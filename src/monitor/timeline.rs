@@ -26,7 +26,7 @@ pub const CLI_ENV: &str = "HUTCH_CLI_INVOKED_US";
 pub enum Stage {
     /// `hutch start` began (CLI side).
     CliInvoked,
-    /// The monitor process began (`hutch __monitor`).
+    /// The monitor process began (`hutch-monitor`).
     MonitorStarted,
     /// clone3 returned the container's first process (monitor side).
     Cloned,

@@ -99,7 +99,7 @@ pub fn with_merged<E: std::fmt::Display>(
     let fail = |message: String| Error::Overlay { path: layers.rw.clone(), message };
     let (rd, wr) = nix::unistd::pipe().map_err(|e| fail(format!("failed to create a pipe: {e}")))?;
     let (mut rd, wr) = (std::fs::File::from(rd), std::fs::File::from(wr));
-    match sys::clone3(libc::CLONE_NEWNS as u64).map_err(|e| fail(format!("failed to fork: {e}")))? {
+    match sys::clone3(libc::CLONE_NEWNS as u64, None).map_err(|e| fail(format!("failed to fork: {e}")))? {
         Forked::Child => {
             drop(rd);
             let wire = |e: &dyn std::fmt::Display, hint: Option<String>| {

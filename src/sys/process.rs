@@ -35,12 +35,19 @@ pub enum Forked {
 /// `clone3(2)` with fork semantics (no new stack): the child continues from this call.
 ///
 /// `flags` are `CLONE_NEW*` flags; `CLONE_PIDFD` is always added so the parent can
-/// signal and wait for the child without pid-reuse races. Must be called from a
-/// single-threaded process (namespace flags such as `CLONE_NEWUSER` require it, and
-/// the child only has this thread).
-pub fn clone3(flags: u64) -> Result<Forked, Error> {
-    const ACTION: &str = "create the container's namespaces (clone3)";
-    require_single_thread(ACTION)?;
+/// signal and wait for the child without pid-reuse races. With `into_cgroup` (a
+/// cgroup2 directory) the child is born in that cgroup (`CLONE_INTO_CGROUP`): no
+/// migration afterwards, whose cgroup2 write costs several milliseconds (the kernel
+/// waits for an RCU grace period). Must be called from a single-threaded process
+/// (namespace flags such as `CLONE_NEWUSER` require it, and the child only has this
+/// thread).
+pub fn clone3(flags: u64, into_cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Error> {
+    clone3_for("create the container's namespaces (clone3)", flags, into_cgroup)
+}
+
+/// [`clone3`], naming `action` when it fails.
+pub fn clone3_for(action: &'static str, flags: u64, into_cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Error> {
+    require_single_thread(action)?;
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags: flags | libc::CLONE_PIDFD as u64,
@@ -48,13 +55,17 @@ pub fn clone3(flags: u64) -> Result<Forked, Error> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
+    if let Some(fd) = into_cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
     // SAFETY: `args` is a valid, fully initialised clone_args of the size we pass; the
-    // pidfd pointer stays valid for the duration of the call. With no stack given the
-    // kernel duplicates the calling thread like fork(), which is sound in a
-    // single-threaded process (checked just above).
+    // pidfd pointer stays valid for the duration of the call, and the cgroup fd (if
+    // any) is borrowed for it. With no stack given the kernel duplicates the calling
+    // thread like fork(), which is sound in a single-threaded process (checked above).
     let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match ret {
-        -1 => Err(Error::Call { action: ACTION.into(), source: io::Error::last_os_error() }),
+        -1 => Err(Error::Call { action: action.into(), source: io::Error::last_os_error() }),
         0 => Ok(Forked::Child),
         pid => {
             // SAFETY: on success the kernel stored a new, owned pidfd in `pidfd`.
@@ -63,6 +74,9 @@ pub fn clone3(flags: u64) -> Result<Forked, Error> {
         }
     }
 }
+
+/// `CLONE_INTO_CGROUP` from `<linux/sched.h>` (Linux 5.7), which libc does not export.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
@@ -120,36 +134,6 @@ pub fn drop_bounding(caps: &[(&str, u32)]) -> Result<(), Error> {
             .map_err(|source| Error::Call { action: format!("drop {name} from the bounding set"), source })?;
     }
     Ok(())
-}
-
-/// Drops this process's mappings of executable file pages (`r-xp` mappings of files:
-/// the binary's and the libraries' code), which then fault back in from the page
-/// cache when next executed. A long-lived process calls this after its start-up, so
-/// its resident set holds only the code it keeps running. Only executable,
-/// non-writable private file mappings are touched. This relies on their pages never
-/// having been written: true for code built without text relocations (Rust and
-/// Debian's libraries are), but a debugger's breakpoints, which are such writes,
-/// would be silently dropped. Returns the bytes released.
-pub fn release_startup_code() -> usize {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return 0 };
-    let mut released = 0;
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
-        let path = f.nth(3).unwrap_or("");
-        if perms != "r-xp" || !path.starts_with('/') {
-            continue;
-        }
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
-        // SAFETY: the range is a whole, read-only, executable private file mapping of
-        // this process; MADV_DONTNEED only unmaps its pages, which are re-read from the
-        // file on the next access. No page in it was ever written.
-        if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } == 0 {
-            released += end - start;
-        }
-    }
-    released
 }
 
 /// `execve(2)`; returns only on failure.

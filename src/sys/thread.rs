@@ -122,7 +122,7 @@ mod tests {
                     require_single_thread("fork beside a thread"),
                     Err(Error::NotSingleThreaded { threads: 2, .. })
                 );
-                let cloned = matches!(clone3(0), Err(Error::NotSingleThreaded { .. }));
+                let cloned = matches!(clone3(0, None), Err(Error::NotSingleThreaded { .. }));
                 let forked = matches!(fork_single("fork"), Err(Error::NotSingleThreaded { .. }));
                 drop(tx);
                 let _ = t.join();

@@ -62,6 +62,8 @@ mkdir -p "$S"
 rm -rf "$S/diag" "$S/rc"
 mkdir -p "$S/diag"
 install -m 755 "$BIN" "$S/hutch"
+# The monitor is its own binary, installed beside hutch.
+install -m 755 "$(dirname "$BIN")/hutch-monitor" "$S/hutch-monitor"
 install -m 644 packaging/hutch@.service "$S/hutch@.service"
 # As archives: one file each is far quicker through 9p under emulation than 10k files.
 for img in debian-bookworm busybox; do
@@ -77,7 +79,7 @@ cat >"$S/run.sh" <<'GUEST'
 # Runs inside the guest (systemd 252, cgroup v2) as root; see tests/qemu/systemd-host.sh.
 set -u
 export SYSTEMD_PAGER=cat PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-cp /mnt/host/hutch /usr/bin/hutch   # the guest disk is a throwaway snapshot
+cp /mnt/host/hutch /mnt/host/hutch-monitor /usr/bin/   # the guest disk is a throwaway snapshot
 H=/usr/bin/hutch
 D=/mnt/host/diag
 passed=0 failed=0
