@@ -203,14 +203,14 @@ fn monitor_binary() -> Result<std::path::PathBuf, Error> {
 }
 
 /// The name of the monitor's binary (src/bin/hutch-monitor.rs).
-pub const MONITOR_BINARY: &str = "hutch-monitor";
+const MONITOR_BINARY: &str = "hutch-monitor";
 
 /// Size at which `logs/monitor.log` is rotated when a monitor starts.
 const MONITOR_LOG_MAX: u64 = 256 * 1024;
 
-/// Runs `hutch-monitor` (the binary beside this one) in its own session, detached from the terminal, logging to
-/// `logs/monitor.log`, with its status pipe on fd 3 and the container's lock on fd 4
-/// (crate::monitor::launch::hold_start_lock).
+/// Runs `hutch-monitor` (the binary beside this one) in its own session, detached from
+/// the terminal, logging to `logs/monitor.log`, with its status pipe on fd 3 and the
+/// container's lock on fd 4 (crate::monitor::launch::hold_start_lock).
 fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Result<(), Error> {
     let log_path = paths.monitor_log(name);
     fsutil::ensure_dir(&paths.logs(name), 0o750).map_err(io_err("create", paths.logs(name)))?;

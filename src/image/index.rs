@@ -239,7 +239,6 @@ fn unescape(s: &str) -> String {
 }
 
 /// The sha256 of `bytes`, lowercase hex.
-#[cfg(test)]
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }

@@ -203,11 +203,10 @@ pub(super) fn stop_dnsmasq(paths: &Paths, net: &Network) {
 /// its handle still answers (a table replaced or deleted since has none or another)
 /// and the rules are the same. Running `nft` costs tens of milliseconds on every start.
 fn nft_apply_if_changed(paths: &Paths, net: &Network, rules: &str) -> Result<(), Error> {
-    use sha2::Digest;
     let table = net.table(paths);
     let run = run_dir(paths, &net.name);
     let record = run.join("nft-loaded");
-    let digest: String = sha2::Sha256::digest(rules.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let digest = crate::image::index::sha256_hex(rules.as_bytes());
     let loaded = |h: u64| format!("{h} {digest}\n");
     if let Ok(Some(h)) = crate::sys::nft_table_handle(&table) {
         if std::fs::read_to_string(&record).is_ok_and(|r| r == loaded(h)) {
