@@ -14,6 +14,7 @@ mod config_cmd;
 mod image_cmd;
 mod inspect;
 mod lifecycle;
+mod mount_cmd;
 mod network_cmd;
 mod run;
 mod top;
@@ -70,6 +71,11 @@ pub enum Cmd {
     Network {
         #[command(subcommand)]
         cmd: NetworkCmd,
+    },
+    /// Share host folders and files with a container (live while it runs)
+    Mount {
+        #[command(subcommand)]
+        cmd: MountCmd,
     },
     /// Publish container ports on the host (like `docker run -p`)
     Port {
@@ -326,6 +332,39 @@ pub enum NetworkCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum MountCmd {
+    /// Share SOURCE (a host directory or file) at PATH inside NAME
+    Add {
+        name: String,
+        source: std::path::PathBuf,
+        /// Absolute path inside the container
+        path: String,
+        /// Read-only inside, even for root
+        #[arg(long)]
+        readonly: bool,
+        /// Keep host ids as the container's id map shows them (no idmapped mount)
+        #[arg(long)]
+        no_shift: bool,
+        /// What to make at a missing target (default: what SOURCE is)
+        #[arg(long, value_enum)]
+        create: Option<crate::config::mounts::Create>,
+        /// Skip the mount, with a notice, while SOURCE does not exist
+        #[arg(long)]
+        optional: bool,
+    },
+    /// List a container's shared folders
+    #[command(alias = "ls")]
+    List {
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Stop sharing the folder at PATH
+    #[command(alias = "remove")]
+    Rm { name: String, path: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PortCmd {
     /// Publish [HOST_IP:]HOST_PORT on the host as CONTAINER_PORT in the container
     Add {
@@ -428,6 +467,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Image { cmd } => image_cmd::run(&paths, cmd),
         Cmd::Publish { name, alias } => image_cmd::publish(&paths, &name, &alias),
         Cmd::Network { cmd } => network_cmd::network(&paths, cmd),
+        Cmd::Mount { cmd } => mount_cmd::run(&paths, cmd),
         Cmd::Port { cmd } => network_cmd::port(&paths, cmd),
         Cmd::Start { name, wait, format } => lifecycle::start(&paths, &name, wait, format),
         Cmd::Stop { name, timeout, force } => lifecycle::stop(&paths, &name, timeout, force),

@@ -5,8 +5,10 @@
 //! written atomically. `keys` implements `config get/set` on top of it.
 
 mod keys;
+pub mod mounts;
 
 pub(crate) use keys::{KEYS, get, set};
+pub use mounts::Mount;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -101,6 +103,9 @@ pub struct Config {
     /// Host ports published to the container while it runs.
     #[serde(default, rename = "port", skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Host folders and files shared with the container (`hutch mount`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -228,6 +233,7 @@ impl Config {
             nics: Vec::new(),
             ports: Vec::new(),
             limits: Default::default(),
+            mounts: Vec::new(),
         }
     }
 
@@ -321,6 +327,7 @@ impl Config {
             }
         }
         validate_network(self)?;
+        mounts::validate(&self.mounts)?;
         self.limits.validate(&crate::cgroup::limits::Host::detect()).map_err(|e| match &e {
             crate::cgroup::limits::Error::Invalid { key, .. } => (key.clone(), e.to_string()),
             _ => ("limits".to_string(), e.to_string()),

@@ -160,6 +160,7 @@ fn prepare_host(c: &Loaded, notices: &mut Notices) -> Result<(), Error> {
     }
     crate::cgroup::Layout::detect()?;
     crate::network::attach::prepare(c.paths, c.name, &c.config)?;
+    notices.extend(super::mounts::skipped_at_start(&c.config));
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod customize;
 pub mod images;
 mod lifecycle;
 pub mod limits;
+pub mod mounts;
 mod observe;
 pub mod ports;
 
@@ -70,6 +71,8 @@ pub enum Error {
     Port(#[from] ports::PortError),
     #[error(transparent)]
     Limit(#[from] limits::LimitError),
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
 }
 
 impl Error {
@@ -113,6 +116,7 @@ impl Error {
             Error::Network(e) => e.hint(),
             Error::Port(e) => e.hint(),
             Error::Limit(e) => e.hint(),
+            Error::Mount(e) => e.hint(),
             _ => None,
         }
     }

@@ -28,6 +28,8 @@ pub enum Error {
     Sys(#[from] crate::sys::Error),
     #[error(transparent)]
     Mounts(#[from] crate::runtime::apply::Error),
+    #[error(transparent)]
+    Shares(#[from] crate::runtime::mounts::Error),
     #[error("failed to {action} {}: {source}", path.display())]
     Io { action: &'static str, path: PathBuf, source: io::Error },
     #[error("failed to {action}: {source}")]
@@ -62,7 +64,7 @@ impl Error {
             Error::Storage(_) => Kind::Storage,
             Error::Sys(crate::sys::Error::NotSingleThreaded { .. }) => Kind::Threads,
             Error::Sys(_) => Kind::Namespaces,
-            Error::Mounts(_) => Kind::Mounts,
+            Error::Mounts(_) | Error::Shares(_) => Kind::Mounts,
             Error::Io { .. } | Error::Os { .. } => Kind::Runtime,
             Error::Child(w) => w.kind,
         }
@@ -79,6 +81,7 @@ impl Error {
             Error::Storage(e) => e.hint(),
             Error::Sys(e) => e.hint(),
             Error::Child(w) => w.hint(),
+            Error::Shares(e) => e.hint(),
             Error::Mounts(_) | Error::Io { .. } | Error::Os { .. } | Error::Nul { .. } => None,
         }
     }

@@ -23,7 +23,7 @@ use crate::base::state::Proc;
 use crate::cgroup::ContainerCgroup;
 use crate::idmap::IdMap;
 use crate::runtime::child::{self, ChildSpec};
-use crate::runtime::{apply, channel};
+use crate::runtime::{apply, channel, mounts};
 use crate::sys::{self, Forked};
 
 pub struct Launched {
@@ -41,6 +41,7 @@ pub fn launch(
 ) -> Result<Launched, Error> {
     let (parent_end, child_end) = channel::pair().map_err(Error::os("create the start channel"))?;
     let host = apply::prepare_host_binds(&spec.steps)?;
+    let shares = open_shares(spec)?;
     // No CLONE_NEWNS here: the child unshares its mount namespace itself, after it
     // has moved onto the root filesystem (see the module comment).
     let mut flags = (libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) as u64;
@@ -53,7 +54,7 @@ pub fn launch(
     let (pid, pidfd) = match sys::clone3(flags, Some(into.as_fd()))? {
         Forked::Child => {
             drop(parent_end);
-            child::run(spec, host, child_end)
+            child::run(spec, host, &shares, child_end)
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
@@ -88,10 +89,17 @@ pub fn launch(
         Ok(a) => a,
         Err(e) => return Err(abort(e)),
     };
-    if let Err(e) = channel::send_go(parent_end.as_fd(), tree.as_fd()) {
+    let share_trees = match flag_shares(spec, &shares, pid, idmap.is_some()) {
+        Ok(t) => t,
+        Err(e) => return Err(abort(e)),
+    };
+    let share_fds: Vec<_> = share_trees.iter().map(|t| t.as_fd()).collect();
+    let sent = channel::send_go(parent_end.as_fd(), tree.as_fd(), &share_fds);
+    drop(share_fds);
+    drop((tree, share_trees, shares));
+    if let Err(e) = sent {
         return Err(abort(Error::Os { action: "send the start handshake to the container".into(), source: e }));
     }
-    drop(tree);
     let verdict = channel::recv_verdict(parent_end.as_fd());
     drop(attached);
     if let Err(e) = verdict {
@@ -100,6 +108,45 @@ pub fn launch(
     super::timeline::collect_child();
     let init = Proc::of(pid).map_err(|e| abort(Error::os(format!("read the state of init (pid {pid})"))(e)))?;
     Ok(Launched { init, pidfd })
+}
+
+/// Opens and checks the shared folders' sources before the clone; a missing optional
+/// one is logged and left out.
+fn open_shares(spec: &ChildSpec) -> Result<Vec<mounts::Prepared>, Error> {
+    if spec.mounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refusals = mounts::Refusals::new(&spec.state_roots[0], &spec.state_roots[1]);
+    let (ready, skipped) = mounts::prepare(&spec.mounts, &refusals)?;
+    for m in skipped {
+        tracing::warn!("skipping the optional mount at {}: {} does not exist", m.target(), m.source.display());
+    }
+    Ok(ready)
+}
+
+/// Sets the shared folders' flags (idmapped to the child's user namespace when
+/// shifted) and, for an unprivileged container, locks them against it; returns the
+/// binds to hand over, in order.
+fn flag_shares(spec: &ChildSpec, shares: &[mounts::Prepared], pid: i32, userns: bool) -> Result<Vec<OwnedFd>, Error> {
+    if shares.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ns = match userns {
+        true => Some(
+            std::fs::File::open(format!("/proc/{pid}/ns/user"))
+                .map_err(Error::os("open the container's user namespace"))?,
+        ),
+        false => None,
+    };
+    for p in shares {
+        mounts::set_flags(p, ns.as_ref().map(|f| f.as_fd()))?;
+    }
+    match &ns {
+        Some(ns) => Ok(mounts::locked_clones(shares, ns.as_fd(), &spec.scratch)?),
+        None => {
+            shares.iter().map(|p| p.tree.try_clone().map_err(Error::os("duplicate a shared folder's mount"))).collect()
+        }
+    }
 }
 
 /// The rootfs attached at its own path in the monitor's private mount namespace;

@@ -283,6 +283,8 @@ impl Monitor {
             argv,
             env,
             privileged: self.idmap.is_none(),
+            mounts: self.config.mounts.clone(),
+            state_roots: [self.paths.state.clone(), self.paths.run.clone()],
         })
     }
 

@@ -7,7 +7,8 @@
 //!    namespace (so the rootfs's `nodev` is locked) and its cgroup namespace (the
 //!    monitor has already put it in its cgroup, which becomes the namespace root);
 //! 3. makes every mount private, so nothing below propagates anywhere;
-//! 4. applies the mount plan inside the root filesystem;
+//! 4. applies the mount plan inside the root filesystem, then attaches the shared
+//!    folders (their binds come with the go-ahead, flags locked);
 //! 5. pivot_roots into it and detaches the old root (never chroot);
 //! 6. sets the hostname, brings up loopback, drops bounding capabilities, resets
 //!    signals;
@@ -24,6 +25,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 
 use super::apply::{HostBinds, Root};
+use super::mounts::{self, Prepared};
 use super::plan::Step;
 use super::{Error, InitFailure, channel, policy};
 use crate::monitor::timeline::{self, Stage};
@@ -44,18 +46,26 @@ pub struct ChildSpec {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
     pub privileged: bool,
+    /// Shared folders (`[[mounts]]`), in config order.
+    pub mounts: Vec<crate::config::Mount>,
+    /// hutch's state and runtime roots (never shared into a container).
+    pub state_roots: [std::path::PathBuf; 2],
 }
 
 /// Runs the child side; never returns. `host` holds the host binds the monitor
-/// prepared before the clone (the child could not reach those paths itself).
-pub fn run(spec: &ChildSpec, host: HostBinds, sock: OwnedFd) -> ! {
-    let Err(e) = setup(spec, host, &sock);
+/// prepared before the clone (the child could not reach those paths itself); the
+/// shared folders' binds come with `GO`, in the order of `shares`.
+pub fn run(spec: &ChildSpec, host: HostBinds, shares: &[Prepared], sock: OwnedFd) -> ! {
+    let Err(e) = setup(spec, host, shares, &sock);
     let _ = channel::send(sock.as_fd(), &e.to_wire().to_json(), None);
     sys::exit_now(1)
 }
 
-fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible, Error> {
-    let tree = channel::recv_go(sock.as_fd())?;
+fn setup(spec: &ChildSpec, host: HostBinds, shares: &[Prepared], sock: &OwnedFd) -> Result<Infallible, Error> {
+    let (tree, share_trees) = channel::recv_go(sock.as_fd())?;
+    if share_trees.len() != shares.len() {
+        return Err(Error::Handshake("the start handshake did not carry every shared folder"));
+    }
 
     if !spec.privileged {
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
@@ -96,6 +106,10 @@ fn setup(spec: &ChildSpec, host: HostBinds, sock: &OwnedFd) -> Result<Infallible
     let old_umask = rustix::process::umask(Mode::empty());
     let mut root = Root::new(root_fd, host);
     root.apply(&spec.steps)?;
+    for (share, tree) in shares.iter().zip(&share_trees) {
+        mounts::attach(root.fd(), &share.target, share.create, share.dir, tree.as_fd())?;
+    }
+    drop(share_trees);
     timeline::child_mark(Stage::MountsDone);
 
     pivot(&root)?;

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod channel;
 pub mod child;
 pub mod kernel;
+pub mod mounts;
 pub mod plan;
 pub mod policy;
 pub mod wire;
@@ -26,6 +27,8 @@ pub enum Error {
     Sys(#[from] crate::sys::Error),
     #[error(transparent)]
     Mounts(#[from] apply::Error),
+    #[error(transparent)]
+    Shares(#[from] mounts::Error),
     #[error("failed to execute init {path}: {reason}")]
     Init { path: String, reason: InitFailure },
     #[error("failed to start the container's init: {0}")]
@@ -64,7 +67,7 @@ impl Error {
 
     pub fn kind(&self) -> Kind {
         match self {
-            Error::Mounts(_) => Kind::Mounts,
+            Error::Mounts(_) | Error::Shares(_) => Kind::Mounts,
             Error::Init { .. } => Kind::Init,
             Error::Sys(crate::sys::Error::NotSingleThreaded { .. }) => Kind::Threads,
             Error::Step { .. } | Error::Sys(_) | Error::Handshake(_) => Kind::Namespaces,
@@ -84,6 +87,7 @@ impl Error {
                 Some("is the root filesystem built for this machine's architecture?".into())
             }
             Error::Sys(e) => e.hint(),
+            Error::Shares(e) => e.hint(),
             _ => None,
         }
     }
