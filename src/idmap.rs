@@ -56,30 +56,62 @@ impl SubIdEntry {
 }
 
 /// The map a container runs with: container ids `0..size` are host ids
-/// `uid..uid+size` and `gid..gid+size`.
+/// `uid..uid+size` and `gid..gid+size`, except the identity ids of a dev box: that
+/// uid and gid are themselves on both sides (the host user is the same user inside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdMap {
     pub uid: u32,
     pub gid: u32,
     pub size: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_gid: Option<u32>,
 }
 
 impl IdMap {
-    /// The line written to `/proc/PID/uid_map`.
-    pub fn uid_map(&self) -> String {
-        format!("0 {} {}\n", self.uid, self.size)
+    /// A plain map of `size` ids from `uid` and `gid`.
+    pub fn range(uid: u32, gid: u32, size: u32) -> IdMap {
+        IdMap { uid, gid, size, identity_uid: None, identity_gid: None }
     }
-    /// The line written to `/proc/PID/gid_map`.
+
+    /// The lines written to `/proc/PID/uid_map`.
+    pub fn uid_map(&self) -> String {
+        map_lines(self.uid, self.size, self.identity_uid)
+    }
+    /// The lines written to `/proc/PID/gid_map`.
     pub fn gid_map(&self) -> String {
-        format!("0 {} {}\n", self.gid, self.size)
+        map_lines(self.gid, self.size, self.identity_gid)
     }
     /// Host uid of container uid `id` (None when outside the map).
     pub fn host_uid(&self, id: u32) -> Option<u32> {
-        (id < self.size).then(|| self.uid + id)
+        host_id(self.uid, self.size, self.identity_uid, id)
     }
     /// Host gid of container gid `id` (None when outside the map).
     pub fn host_gid(&self, id: u32) -> Option<u32> {
-        (id < self.size).then(|| self.gid + id)
+        host_id(self.gid, self.size, self.identity_gid, id)
+    }
+}
+
+fn host_id(start: u32, size: u32, identity: Option<u32>, id: u32) -> Option<u32> {
+    match identity {
+        Some(i) if i == id => Some(i),
+        _ => (id < size).then(|| start + id),
+    }
+}
+
+/// `0 START SIZE`, or with an identity id I: `0 START I`, `I I 1`, then the rest.
+fn map_lines(start: u32, size: u32, identity: Option<u32>) -> String {
+    match identity {
+        Some(i) if i > 0 && i < size => {
+            let mut out = format!("0 {start} {i}\n{i} {i} 1\n");
+            if i + 1 < size {
+                out.push_str(&format!("{} {} {}\n", i + 1, start + i + 1, size - i - 1));
+            }
+            out
+        }
+        _ => format!("0 {start} {size}\n"),
     }
 }
 
@@ -94,7 +126,14 @@ impl fmt::Display for IdMap {
             self.size - 1,
             self.gid,
             u64::from(self.gid) + u64::from(self.size) - 1
-        )
+        )?;
+        if let Some(u) = self.identity_uid {
+            write!(f, "; uid {u} is itself")?;
+        }
+        if let Some(g) = self.identity_gid {
+            write!(f, "; gid {g} is itself")?;
+        }
+        Ok(())
     }
 }
 
@@ -189,7 +228,7 @@ pub fn root_map(subuid: &Path, subgid: &Path) -> Result<(IdMap, Vec<String>), Er
         }
     }
     let (uid, gid) = (uid.unwrap_or_default(), gid.unwrap_or_default());
-    Ok((IdMap { uid: uid as u32, gid: gid as u32, size }, notices))
+    Ok((IdMap::range(uid as u32, gid as u32, size), notices))
 }
 
 fn append_range(path: &Path, old: &str, start: u64, size: u32) -> Result<(), Error> {
@@ -233,7 +272,7 @@ mod tests {
         std::fs::write(&u, "root:200000:65536\n").unwrap();
         std::fs::write(&g, "root:300000:100000\n").unwrap();
         let (map, notices) = root_map(&u, &g).unwrap();
-        assert_eq!(map, IdMap { uid: 200000, gid: 300000, size: 65536 });
+        assert_eq!(map, IdMap::range(200000, 300000, 65536));
         assert!(notices.is_empty());
         assert_eq!(map.uid_map(), "0 200000 65536\n");
         assert_eq!(map.host_gid(5), Some(300005));
@@ -246,7 +285,7 @@ mod tests {
         let (u, g) = (dir.path().join("subuid"), dir.path().join("subgid"));
         std::fs::write(&u, "alice:100000:65536").unwrap(); // no trailing newline
         let (map, notices) = root_map(&u, &g).unwrap();
-        assert_eq!(map, IdMap { uid: 165536, gid: 165536, size: 65536 });
+        assert_eq!(map, IdMap::range(165536, 165536, 65536));
         assert_eq!(notices.len(), 2);
         assert!(notices[0].contains("root:165536:65536"));
         assert_eq!(std::fs::read_to_string(&u).unwrap(), "alice:100000:65536\nroot:165536:65536\n");
@@ -265,5 +304,19 @@ mod tests {
         let err = root_map(&u, &g).unwrap_err();
         assert!(err.to_string().contains("fewer than the 65536"));
         assert!(err.hint().unwrap().contains("extend"));
+    }
+
+    #[test]
+    fn a_dev_box_user_is_itself_on_both_sides() {
+        let mut m = IdMap::range(100000, 100000, 65536);
+        m.identity_uid = Some(1000);
+        m.identity_gid = Some(1001);
+        assert_eq!(m.uid_map(), "0 100000 1000\n1000 1000 1\n1001 101001 64535\n");
+        assert_eq!(m.gid_map(), "0 100000 1001\n1001 1001 1\n1002 101002 64534\n");
+        assert_eq!((m.host_uid(0), m.host_uid(1000), m.host_uid(1001)), (Some(100000), Some(1000), Some(101001)));
+        assert_eq!(m.host_gid(1001), Some(1001));
+        assert!(m.to_string().ends_with("; uid 1000 is itself; gid 1001 is itself"), "{m}");
+        let plain = IdMap::range(100000, 100000, 65536);
+        assert_eq!(plain.uid_map(), "0 100000 65536\n");
     }
 }

@@ -237,7 +237,7 @@ mod tests {
             ready_at_ms: Some(2),
             boots: 1,
             privileged: false,
-            idmap: Some(IdMap { uid: 100000, gid: 100000, size: 65536 }),
+            idmap: Some(IdMap::range(100000, 100000, 65536)),
             cgroup: ContainerCgroup { unified: "/sys/fs/cgroup/unified/hutch/c".into(), v1: vec![] },
             halt_signal: 37,
             stop_timeout: 30,

@@ -50,10 +50,21 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
     }
     notify(&container::collect_leftovers(paths));
     let ipv4 = args.ipv4.as_deref();
+    let devbox = match args.devbox {
+        true => {
+            let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+            Some(
+                container::devbox::host_user(args.user.as_deref(), &read("/etc/passwd"), &read("/etc/group"))
+                    .map_err(container::Error::from)?,
+            )
+        }
+        false => None,
+    };
+    let devbox = devbox.as_ref();
     let created = if let Some(d) = args.from_dir {
-        container::create(paths, name, &Source::Dir(d), privileged, &networks, ipv4)?
+        container::create(paths, name, &Source::Dir(d), privileged, &networks, ipv4, devbox)?
     } else if let Some(t) = args.from_tar {
-        container::create(paths, name, &Source::Tar(t), privileged, &networks, ipv4)?
+        container::create(paths, name, &Source::Tar(t), privileged, &networks, ipv4, devbox)?
     } else {
         let req;
         let image = match (&args.template, &args.image) {
@@ -64,7 +75,7 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
             (None, Some(image)) => ImageRef::Cached(image),
             (None, None) => return Err(Error::cli(what(), "give one of -t, --image, --from-dir and --from-tar")),
         };
-        let opts = images::CreateOptions { storage: args.storage, privileged, networks: &networks, ipv4 };
+        let opts = images::CreateOptions { storage: args.storage, privileged, networks: &networks, ipv4, devbox };
         images::create(paths, name, image, &opts, &mut |n| notify(&n))?
     };
     notify(&created.notices);
@@ -101,8 +112,13 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
 
 pub fn start(paths: &Paths, name: &str, wait: bool, format: Format) -> Result<u8, Error> {
     crate::monitor::timeline::mark(crate::monitor::timeline::Stage::CliInvoked);
-    let started = container::start(paths, name, wait)?;
+    // A dev box's first boot installs sudo once it is up, so its start waits.
+    let devbox = crate::config::Config::load(&paths.config(name)).is_ok_and(|c| c.devbox.is_some());
+    let started = container::start(paths, name, wait || devbox)?;
     notify(&started.notices);
+    if devbox {
+        notify(&container::devbox::first_boot(paths, name).into_iter().collect::<Vec<_>>());
+    }
     if format == Format::Json {
         let nics = crate::config::Config::load(&paths.config(name))
             .map(|c| crate::network::attach::info(paths, name, &c))

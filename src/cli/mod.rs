@@ -136,6 +136,10 @@ pub enum Cmd {
         /// Working directory inside the container
         #[arg(long, value_name = "DIR")]
         cwd: Option<String>,
+        /// Read variables from FILE (Docker's format: KEY=VALUE lines, # comments);
+        /// -e wins over the file
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
         /// Allocate a pseudo-terminal (default: when stdin is a terminal)
         #[arg(short = 't', conflicts_with = "no_tty")]
         tty: bool,
@@ -238,6 +242,13 @@ pub struct CreateArgs {
     /// A fixed IPv4 address for the first NIC (default: one from the network's pool)
     #[arg(long, value_name = "ADDR")]
     pub ipv4: Option<String>,
+    /// A dev box: the invoking user (SUDO_USER, or --user) is the same user inside,
+    /// with its home shared at the same path and passwordless sudo
+    #[arg(long)]
+    pub devbox: bool,
+    /// The host user of a dev box (default: SUDO_USER)
+    #[arg(long, value_name = "USER", requires = "devbox")]
+    pub user: Option<String>,
     /// json: {"format_version": 1, "name", ...} on stdout (for `launch`, what `start` prints)
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
@@ -476,8 +487,8 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Freeze { name } => lifecycle::freeze(&paths, &name, true),
         Cmd::Unfreeze { name } => lifecycle::freeze(&paths, &name, false),
         Cmd::Destroy { name, force } => lifecycle::destroy(&paths, &name, force),
-        Cmd::Exec { name, env, user, cwd, tty, no_tty, command } => {
-            run::exec(&paths, &name, env, user, cwd, tty, no_tty, command)
+        Cmd::Exec { name, env, user, cwd, env_file, tty, no_tty, command } => {
+            run::exec(&paths, &name, env, user, cwd, tty, no_tty, env_file, command)
         }
         Cmd::Shell { name, user } => run::shell(&paths, &name, user),
         Cmd::Console { name } => run::console(&paths, &name),

@@ -106,6 +106,24 @@ pub struct Config {
     /// Host folders and files shared with the container (`hutch mount`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
+    /// A dev box: the host user who is the same user inside (`create --devbox`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devbox: Option<Devbox>,
+}
+
+/// `[devbox]`: set by `create --devbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devbox {
+    /// The host user who is the same user inside (uid and gid map to themselves).
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Its home directory, shared at the same path.
+    pub home: PathBuf,
+    /// Whether the first boot has installed sudo (when the rootfs lacked it).
+    #[serde(default)]
+    pub sudo_checked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +252,7 @@ impl Config {
             ports: Vec::new(),
             limits: Default::default(),
             mounts: Vec::new(),
+            devbox: None,
         }
     }
 
@@ -313,6 +332,17 @@ impl Config {
                     "idmap.size",
                     format!("{} ids from uid {} / gid {} do not fit below 2^32", m.size, m.uid, m.gid),
                 );
+            }
+            for (key, id, start) in
+                [("idmap.identity_uid", m.identity_uid, m.uid), ("idmap.identity_gid", m.identity_gid, m.gid)]
+            {
+                let Some(id) = id else { continue };
+                if id == 0 || id >= m.size || (start..start.saturating_add(m.size)).contains(&id) {
+                    return bad(
+                        key,
+                        format!("{id} must be between 1 and {} and outside the mapped host range", m.size - 1),
+                    );
+                }
             }
         }
         if self.console.log_size.bytes() < 4096 {

@@ -32,7 +32,7 @@ fn parses_a_minimal_file_with_defaults() {
 fn render_round_trips() {
     let mut c = Config::parse(p(), GOOD).unwrap();
     c.env.insert("LANG".into(), "C.UTF-8".into());
-    c.idmap = Some(IdMap { uid: 100000, gid: 100000, size: 65536 });
+    c.idmap = Some(IdMap::range(100000, 100000, 65536));
     let text = c.render();
     assert!(text.starts_with("# hutch"));
     assert_eq!(Config::parse(p(), &text).unwrap(), c);

@@ -75,9 +75,17 @@ pub fn create(
     privileged: bool,
     networks: &[String],
     ipv4: Option<&str>,
+    devbox: Option<&super::devbox::HostUser>,
 ) -> Result<Created, Error> {
     crate::base::name::validate(name)?;
     let mut notices = Notices::new();
+    if devbox.is_some() && privileged {
+        return Err(super::devbox::DevboxError::User {
+            user: devbox.map(|u| u.name.clone()).unwrap_or_default(),
+            why: "a dev box is unprivileged (its user is the host user, root is not)".into(),
+        }
+        .into());
+    }
     // Check the input before creating anything.
     match source {
         Source::Dir(dir) => {
@@ -185,9 +193,16 @@ pub fn create(
         })?;
     }
     let custom = super::customize::plan(name, distro.as_ref(), init, family, nics.len())?;
+    let customize = |root: &Path| -> Result<(), Error> {
+        custom.apply(root)?;
+        if let Some(user) = devbox {
+            super::devbox::apply(root, user)?;
+        }
+        Ok(())
+    };
     match &layers {
-        Some(l) => storage::overlay::with_merged(l, &rootfs, |root| custom.apply(root).map_err(|e| e.to_string()))?,
-        None => custom.apply(&rootfs)?,
+        Some(l) => storage::overlay::with_merged(l, &rootfs, |root| customize(root).map_err(|e| e.to_string()))?,
+        None => customize(&rootfs)?,
     }
     let (init, family) = (custom.init.clone(), custom.family);
     let distro = custom.distro().map(str::to_string);
@@ -201,6 +216,18 @@ pub fn create(
         config.rootfs.image = Some(meta.id.clone());
     }
     config.nics = nics.clone();
+    if let Some(user) = devbox {
+        let (mut map, _) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
+        (map.identity_uid, map.identity_gid) = (Some(user.uid), Some(user.gid));
+        config.idmap = Some(map);
+        config.mounts.push(user.home_mount());
+        config.devbox = Some(user.config());
+    }
+    config.validate().map_err(|(key, message)| crate::config::Error::Invalid {
+        path: staging.path.join("config.toml"),
+        key,
+        message,
+    })?;
     config.save(&staging.path.join("config.toml"))?;
     fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
 

@@ -4,6 +4,7 @@
 
 mod create;
 mod customize;
+pub mod devbox;
 pub mod images;
 mod lifecycle;
 pub mod limits;
@@ -73,6 +74,8 @@ pub enum Error {
     Limit(#[from] limits::LimitError),
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
+    #[error(transparent)]
+    Devbox(#[from] devbox::DevboxError),
 }
 
 impl Error {
@@ -117,6 +120,7 @@ impl Error {
             Error::Port(e) => e.hint(),
             Error::Limit(e) => e.hint(),
             Error::Mount(e) => e.hint(),
+            Error::Devbox(e) => e.hint(),
             _ => None,
         }
     }

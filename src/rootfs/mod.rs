@@ -6,7 +6,7 @@
 //! followed inside the rootfs, never on the host.
 
 pub mod copy;
-mod in_root;
+pub(crate) mod in_root;
 pub(crate) mod unpack;
 
 pub(crate) use in_root::{
