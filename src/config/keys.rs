@@ -48,6 +48,11 @@ pub(crate) const KEYS: &[Key] = &[
     Key { name: "init.ready", kind: KeyKind::String, help: "notify (init sends READY=1) or exec (booted once exec'd)" },
     Key { name: "init.stop_timeout", kind: KeyKind::Integer, help: "seconds stop waits before killing" },
     Key { name: "security.privileged", kind: KeyKind::Bool, help: "true runs without a user namespace" },
+    Key {
+        name: "security.nesting",
+        kind: KeyKind::Bool,
+        help: "true lets the container run container runtimes (unmasked /proc, read-write /sys, /dev/fuse)",
+    },
     Key { name: "idmap.uid", kind: KeyKind::Integer, help: "first host uid of the container's id map" },
     Key { name: "idmap.gid", kind: KeyKind::Integer, help: "first host gid of the container's id map" },
     Key { name: "idmap.size", kind: KeyKind::Integer, help: "number of ids in the map" },

@@ -200,6 +200,10 @@ pub struct Security {
     /// Run without a user namespace: container root is host root. Explicit opt-in.
     #[serde(default)]
     pub privileged: bool,
+    /// Let the container run container runtimes (Incus's key): proc and sysfs as
+    /// nested user namespaces need them, /dev/fuse. See docs/config.md.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nesting: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,7 +248,7 @@ impl Config {
             hostname: None,
             rootfs: Rootfs { path: "rootfs".into(), storage: crate::storage::Kind::Dir, image: None },
             init,
-            security: Security { privileged },
+            security: Security { privileged, nesting: false },
             idmap: None,
             console: Console::default(),
             env: BTreeMap::new(),

@@ -268,6 +268,7 @@ impl Monitor {
         let steps = plan::build(&plan::Inputs {
             console: Some(self.console.slave_path.clone()),
             host_share: self.paths.host_share(&self.name),
+            nesting: self.config.security.nesting,
         });
         Ok(ChildSpec {
             layers: self.config.layers(&self.paths, &container_dir),

@@ -49,6 +49,8 @@ pub struct Inputs {
     pub console: Option<PathBuf>,
     /// Host directory shared read-only at /run/host (notify socket, boot id).
     pub host_share: PathBuf,
+    /// `security.nesting`: the container runs container runtimes (see `NESTING`).
+    pub nesting: bool,
 }
 
 const NOSUID_NODEV_NOEXEC: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
@@ -63,21 +65,23 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
     for dir in ["proc", "sys", "dev", "run"] {
         s.push(Step::Dir { path: dir.into(), mode: 0o755 });
     }
-    kernel_filesystems(&mut s);
+    kernel_filesystems(&mut s, inputs.nesting);
     dev(&mut s, inputs);
     run(&mut s, inputs);
-    masks(&mut s);
+    if !inputs.nesting {
+        masks(&mut s);
+    }
     s
 }
 
-fn kernel_filesystems(s: &mut Vec<Step>) {
+fn kernel_filesystems(s: &mut Vec<Step>, nesting: bool) {
     // /proc, then /sys read-only with the container's own cgroup2 tree inside.
     s.push(Step::Fs { fstype: "proc", target: "proc".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
     s.push(Step::Fs {
         fstype: "sysfs",
         target: "sys".into(),
         options: vec![],
-        attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY,
+        attrs: if nesting { NOSUID_NODEV_NOEXEC } else { NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY },
     });
     s.push(Step::Fs { fstype: "cgroup2", target: "sys/fs/cgroup".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
 }
@@ -90,7 +94,8 @@ fn dev(s: &mut Vec<Step>, inputs: &Inputs) {
         options: opts(policy::DEV_TMPFS),
         attrs: MOUNT_ATTR_NOSUID,
     });
-    for node in policy::DEV_NODES {
+    let extra = if inputs.nesting { policy::NESTING_DEV_NODES } else { &[] };
+    for node in policy::DEV_NODES.iter().chain(extra) {
         if let Some((parent, _)) = node.name.rsplit_once('/') {
             s.push(Step::Dir { path: format!("dev/{parent}"), mode: 0o755 });
         }
@@ -152,7 +157,11 @@ fn run(s: &mut Vec<Step>, inputs: &Inputs) {
         required: true,
     });
 
-    // A boot id of the container's own, so its journal tells its boots apart.
+    // A boot id of the container's own, so its journal tells its boots apart (not
+    // with nesting: it would be a mount over /proc).
+    if inputs.nesting {
+        return;
+    }
     s.push(Step::BindInside {
         source: "run/host/boot_id".into(),
         target: "proc/sys/kernel/random/boot_id".into(),
@@ -183,7 +192,7 @@ mod tests {
     use super::*;
 
     fn plan() -> Vec<Step> {
-        build(&Inputs { console: Some("/dev/pts/7".into()), host_share: "/run/hutch/c/host".into() })
+        build(&Inputs { console: Some("/dev/pts/7".into()), host_share: "/run/hutch/c/host".into(), nesting: false })
     }
 
     fn position(p: &[Step], f: impl Fn(&Step) -> bool) -> usize {
@@ -239,7 +248,7 @@ mod tests {
         assert!(!p.iter().any(
             |s| matches!(s, Step::BindHost { target, .. } if target.starts_with("dev/tty") && target != "dev/tty")
         ));
-        let none = build(&Inputs { console: None, host_share: "/h".into() });
+        let none = build(&Inputs { console: None, host_share: "/h".into(), nesting: false });
         assert!(!none.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/console")));
     }
 
@@ -277,5 +286,22 @@ mod tests {
         };
         assert_ne!(*attrs & MOUNT_ATTR_RDONLY, 0);
         assert_eq!(*check, Check::Dir);
+    }
+
+    #[test]
+    fn nesting_leaves_proc_and_sys_fully_visible() {
+        let p = build(&Inputs { console: None, host_share: "/h".into(), nesting: true });
+        let over_proc_or_sys = |s: &Step| match s {
+            Step::BindInside { target, .. } | Step::MaskDir { target } | Step::ReadOnly { target, .. } => {
+                target.starts_with("proc") || target.starts_with("sys")
+            }
+            _ => false,
+        };
+        assert!(!p.iter().any(over_proc_or_sys), "{p:?}");
+        let Step::Fs { attrs, .. } = &p[position(&p, fs_at("sys"))] else { unreachable!() };
+        assert_eq!(*attrs & MOUNT_ATTR_RDONLY, 0);
+        assert!(p.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/fuse")));
+        // Without nesting, no /dev/fuse.
+        assert!(!plan().iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/fuse")));
     }
 }

@@ -26,6 +26,17 @@ pub const DEV_NODES: &[DevNode] = &[
     DevNode { name: "net/tun", major: 10, minor: 200, required: false },
 ];
 
+/// With `security.nesting`, what a container runtime inside needs. The kernel lets a
+/// new user namespace mount proc or sysfs only where the existing mount is fully
+/// visible: no mount over anything in it but empty directories, no locked read-only
+/// flag where the new mount is read-write. Every mask, read-only bind and the boot id
+/// over /proc would be locked in such a namespace's copy, so a nesting container has
+/// none of them, and a read-write sysfs (LXC's and Incus's `proc:rw sys:rw` for
+/// nesting). It gets /dev/fuse too (fuse-overlayfs and FUSE filesystems work in a user
+/// namespace). What the masks hid is then readable inside: /proc/kcore, keys,
+/// timer_list, sched_debug... remain guarded only by their owners and modes.
+pub const NESTING_DEV_NODES: &[DevNode] = &[DevNode { name: "fuse", major: 10, minor: 229, required: false }];
+
 /// Symlinks every Linux userland expects in /dev.
 pub const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("ptmx", "pts/ptmx"),
