@@ -107,7 +107,39 @@ fn a_dev_box_user_is_the_host_user() {
     let got = h.ok(&["exec", "dev", "--env-file", &env_file, "-e", "A=cli", "--", "sh", "-c", "echo \"$A|$B\""]);
     assert_eq!(got.trim(), "cli|two words");
 
+    // devbox.forward: the caller's SSH agent socket (the user's own) and TERM.
+    h.ok(&["config", "set", "dev", "devbox.forward", r#"["ssh-agent", "term"]"#]);
+    let sockets = PathBuf::from(format!("/var/tmp/hutch-it-shares/devbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&sockets);
+    std::fs::create_dir_all(&sockets).unwrap();
+    let agent = sockets.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&agent).unwrap();
+    std::os::unix::fs::chown(&agent, Some(uid), Some(uid)).unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"agent-ok\n").unwrap();
+    });
+    let read_agent = "echo $SSH_AUTH_SOCK $TERM; perl -MIO::Socket::UNIX -e 'print IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK})->getline'";
+    let out = h
+        .cmd(&["exec", "dev", "--user", &user.name, "--", "sh", "-c", read_agent])
+        .env("SSH_AUTH_SOCK", &agent)
+        .env("TERM", "xterm-256color")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/run/hutch/ssh-agent.sock xterm-256color\nagent-ok\n");
+    server.join().unwrap();
+    // Another user's agent is not forwarded.
+    let roots = sockets.join("root-agent.sock");
+    let _keep = std::os::unix::net::UnixListener::bind(&roots).unwrap();
+    let out =
+        h.cmd(&["exec", "dev", "--user", &user.name, "--", "true"]).env("SSH_AUTH_SOCK", &roots).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("it is not owned by uid {uid}")), "{err}");
+
     h.ok(&["stop", "dev"]);
     h.ok(&["destroy", "dev"]);
     assert!(user.home.join("x").exists(), "destroy removed the shared home's files");
+    let _ = std::fs::remove_dir_all(&sockets);
 }

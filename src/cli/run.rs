@@ -41,7 +41,10 @@ pub fn exec(
         }
     }
     let tty = tty || (!no_tty && sys::fd_is_tty(sys::stdio(0)));
-    let spec = Spec { argv: command, env: vars, user, cwd, tty, login_shell: false };
+    // -e and --env-file win over what a dev box forwards.
+    let mut env = devbox_forwards(paths, name, user.as_deref())?;
+    env.extend(vars);
+    let spec = Spec { argv: command, env, user, cwd, tty, login_shell: false };
     let code = exec::run(paths, name, &spec)?;
     Ok(code.clamp(0, 255) as u8)
 }
@@ -61,7 +64,8 @@ pub fn shell(paths: &Paths, name: &str, user: Option<String>) -> Result<u8, Erro
     let user = user.or_else(|| config.devbox.as_ref().map(|d| d.user.clone()));
     let cwd = std::env::current_dir().ok().and_then(|d| container::devbox::inside_path(&config.mounts, &d));
     let tty = sys::fd_is_tty(sys::stdio(0));
-    let spec = Spec { argv: vec![], env: vec![], user, cwd, tty, login_shell: true };
+    let env = devbox_forwards(paths, name, user.as_deref())?;
+    let spec = Spec { argv: vec![], env, user, cwd, tty, login_shell: true };
     let code = exec::run(paths, name, &spec)?;
     Ok(code.clamp(0, 255) as u8)
 }
@@ -80,6 +84,20 @@ pub fn console(paths: &Paths, name: &str) -> Result<u8, Error> {
     }
     exec::proxy::console(&paths.monitor_socket(name), name)?;
     Ok(0)
+}
+
+/// What a dev box forwards to a session of its user (`devbox.forward`); nothing for
+/// other users and other containers.
+fn devbox_forwards(paths: &Paths, name: &str, user: Option<&str>) -> Result<Vec<(String, String)>, Error> {
+    let Ok(config) = crate::config::Config::load(&paths.config(name)) else { return Ok(Vec::new()) };
+    let Some(devbox) = config.devbox.filter(|d| !d.forward.is_empty()) else { return Ok(Vec::new()) };
+    if !container::observe(paths, name).init_alive {
+        return Ok(Vec::new()); // the exec itself says it is not running
+    }
+    if user.is_none_or(|u| u != devbox.user && u != devbox.uid.to_string()) {
+        return Ok(Vec::new());
+    }
+    Ok(container::devbox::forwarded(paths, name, &devbox)?)
 }
 
 /// Docker's env-file format: `KEY=VALUE` lines (the value as written, to the end of

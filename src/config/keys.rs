@@ -49,6 +49,11 @@ pub(crate) const KEYS: &[Key] = &[
     Key { name: "init.stop_timeout", kind: KeyKind::Integer, help: "seconds stop waits before killing" },
     Key { name: "security.privileged", kind: KeyKind::Bool, help: "true runs without a user namespace" },
     Key {
+        name: "devbox.forward",
+        kind: KeyKind::List,
+        help: "what a dev box's shell and exec take from the caller: ssh-agent, term",
+    },
+    Key {
         name: "security.nesting",
         kind: KeyKind::Bool,
         help: "true lets the container run container runtimes (unmasked /proc, read-write /sys, /dev/fuse)",

@@ -124,6 +124,17 @@ pub struct Devbox {
     /// Whether the first boot has installed sudo (when the rootfs lacked it).
     #[serde(default)]
     pub sudo_checked: bool,
+    /// What `shell` and `exec` pass in from the caller: `ssh-agent` (the socket of
+    /// `$SSH_AUTH_SOCK`), `term` (`TERM`, `COLORTERM`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<Forward>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Forward {
+    SshAgent,
+    Term,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -87,7 +87,14 @@ pub fn host_user(wanted: Option<&str>, passwd: &str, group: &str) -> Result<Host
 
 impl HostUser {
     pub fn config(&self) -> Devbox {
-        Devbox { user: self.name.clone(), uid: self.uid, gid: self.gid, home: self.home.clone(), sudo_checked: false }
+        Devbox {
+            user: self.name.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            home: self.home.clone(),
+            sudo_checked: false,
+            forward: Vec::new(),
+        }
     }
 
     /// The home directory, shared at the same path without shifting (the id map keeps
@@ -234,6 +241,39 @@ pub fn first_boot(paths: &crate::base::paths::Paths, name: &str) -> Option<Strin
     let saved = config.save(&paths.config(name));
     drop(lock);
     saved.err().map(|e| format!("the dev box installed sudo, but its config could not record it: {e}"))
+}
+
+/// Where a dev box finds its user's SSH agent (`SSH_AUTH_SOCK` inside).
+pub const SSH_AGENT_PATH: &str = "/run/hutch/ssh-agent.sock";
+
+/// What a `shell` or `exec` session of the dev-box user takes from the caller, per
+/// `devbox.forward`: variables to set inside, after binding the SSH agent socket.
+pub fn forwarded(
+    paths: &crate::base::paths::Paths,
+    name: &str,
+    devbox: &Devbox,
+) -> Result<Vec<(String, String)>, super::Error> {
+    use crate::config::Forward;
+    let mut env = Vec::new();
+    for f in &devbox.forward {
+        match f {
+            Forward::SshAgent => {
+                let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else { continue };
+                super::mounts::forward_socket(paths, name, Path::new(&sock), devbox.uid, SSH_AGENT_PATH)?;
+                env.push(("SSH_AUTH_SOCK".into(), SSH_AGENT_PATH.into()));
+            }
+            Forward::Term => {
+                for var in ["TERM", "COLORTERM"] {
+                    if let Ok(v) = std::env::var(var) {
+                        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic()) {
+                            env.push((var.into(), v));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(env)
 }
 
 /// The container path of the host directory `cwd` when a shared folder holds it.

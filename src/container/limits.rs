@@ -53,6 +53,8 @@ pub fn set(paths: &Paths, name: &str, key: &str, value: &str) -> Result<Effect, 
             Effect::Live { warnings }
         }
         None if obs.status == Status::Stopped => Effect::Saved,
+        // Read by each `shell` and `exec` session.
+        None if key.starts_with("devbox.") => Effect::Saved,
         None => Effect::NextStart,
     };
     crate::base::fsutil::atomic_write(&path, new_text.as_bytes(), 0o644)

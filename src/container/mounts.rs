@@ -151,6 +151,41 @@ fn attach_live(
         }
         other => other.map_err(MountError::from)?,
     };
+    attach_prepared(paths, name, state, prepared)?;
+    Ok(Changed { live: true, notices: Vec::new() })
+}
+
+/// Binds a dev box user's SSH agent socket at `target` in the running container,
+/// replacing what an earlier session bound there. Nothing is saved in the config.
+pub fn forward_socket(
+    paths: &Paths,
+    name: &str,
+    socket: &std::path::Path,
+    owner: u32,
+    target: &str,
+) -> Result<(), ContainerError> {
+    let _lock = Lock::acquire(&paths.lock(name)).map_err(io_err("lock", paths.lock(name)))?;
+    let state = running_state(paths, name)?.ok_or_else(|| not_running(name))?;
+    let mount = Mount {
+        source: socket.to_path_buf(),
+        path: target.into(),
+        readonly: false,
+        shift: false,
+        create: Some(crate::config::mounts::Create::File),
+        optional: false,
+    };
+    let prepared =
+        mounts::prepare_socket(&mount, &Refusals::new(&paths.state, &paths.run), owner).map_err(MountError::from)?;
+    remove_live(name, &state, target)?;
+    attach_prepared(paths, name, &state, prepared)
+}
+
+fn attach_prepared(
+    paths: &Paths,
+    name: &str,
+    state: &RuntimeState,
+    prepared: mounts::Prepared,
+) -> Result<(), ContainerError> {
     let init = state.init.as_ref().ok_or_else(|| not_running(name))?;
     let pidfd = init.pidfd().ok_or_else(|| not_running(name))?;
     let userns = if state.privileged {
@@ -173,8 +208,7 @@ fn attach_live(
         };
         let root = enter(&pidfd, false, userns.is_some())?;
         mounts::attach(root.as_fd(), &prepared.target, prepared.create, prepared.dir, tree.as_fd())
-    })?;
-    Ok(Changed { live: true, notices: Vec::new() })
+    })
 }
 
 fn remove_live(name: &str, state: &RuntimeState, target: &str) -> Result<(), ContainerError> {

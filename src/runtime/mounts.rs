@@ -191,6 +191,16 @@ pub fn prepare(mounts: &[Mount], refusals: &Refusals) -> Result<(Vec<Prepared>, 
 }
 
 pub fn prepare_one(m: &Mount, refusals: &Refusals) -> Result<Prepared, Error> {
+    prepare_kind(m, refusals, None)
+}
+
+/// A bind of the Unix socket `m.source`, which `owner` must own (a dev box's SSH
+/// agent): sockets are not shared folders, and only this path makes their binds.
+pub fn prepare_socket(m: &Mount, refusals: &Refusals, owner: u32) -> Result<Prepared, Error> {
+    prepare_kind(m, refusals, Some(owner))
+}
+
+fn prepare_kind(m: &Mount, refusals: &Refusals, socket_of: Option<u32>) -> Result<Prepared, Error> {
     let target = m.target();
     let (source_path, t) = (m.source.clone(), target.clone());
     let step = |action: &'static str| {
@@ -210,8 +220,13 @@ pub fn prepare_one(m: &Mount, refusals: &Refusals) -> Result<Prepared, Error> {
     let st = rustix::fs::fstat(&fd).map_err(step("inspect the source"))?;
     let kind = FileType::from_raw_mode(st.st_mode);
     let refused = |reason: String| Error::Refused { source_path: m.source.clone(), target: target.clone(), reason };
-    if kind != FileType::Directory && kind != FileType::RegularFile {
-        return Err(refused("only directories and regular files can be shared".into()));
+    match socket_of {
+        None if kind != FileType::Directory && kind != FileType::RegularFile => {
+            return Err(refused("only directories and regular files can be shared".into()));
+        }
+        Some(_) if kind != FileType::Socket => return Err(refused("it is not a Unix socket".into())),
+        Some(uid) if st.st_uid != uid => return Err(refused(format!("it is not owned by uid {uid}"))),
+        _ => {}
     }
     if let Some(reason) = refusals.reason(&fd, &st) {
         return Err(refused(reason));
