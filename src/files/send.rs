@@ -108,7 +108,10 @@ impl<W: Write> Sender<W> {
             FileType::Directory => self.dir(dir, name, st, path, depth),
             FileType::Symlink => match rustix::fs::readlinkat(dir, name, Vec::new()) {
                 Ok(target) => self.symlink(st, path, target.to_bytes()),
-                Err(Errno::NOENT | Errno::INVAL) => Ok(self.sent.vanished += 1),
+                Err(Errno::NOENT | Errno::INVAL) => {
+                    self.sent.vanished += 1;
+                    Ok(())
+                }
                 Err(e) => Err(read_err(path)(e)),
             },
             FileType::Fifo => {
@@ -116,7 +119,10 @@ impl<W: Write> Sender<W> {
                 self.append(&mut h, path, io::empty())
             }
             // Device nodes and sockets: never read, never sent.
-            _ => Ok(self.sent.skipped += 1),
+            _ => {
+                self.sent.skipped += 1;
+                Ok(())
+            }
         }
     }
 

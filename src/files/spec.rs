@@ -136,7 +136,8 @@ mod tests {
         let (dir, name) = p.split().unwrap();
         assert_eq!((dir.rel(), name), ("etc/ssh", "sshd_config"));
         assert_eq!(dir.to_string(), "/etc/ssh");
-        let (dir, name) = CPath::parse("etc").unwrap().split().unwrap();
+        let etc = CPath::parse("etc").unwrap();
+        let (dir, name) = etc.split().unwrap();
         assert_eq!((dir.rel(), name, dir.to_string().as_str()), ("", "etc", "/"));
         assert_eq!(CPath::parse("/").unwrap().split(), None);
     }

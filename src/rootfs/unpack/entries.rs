@@ -54,8 +54,11 @@ pub(super) struct Unpacker<'a> {
     pub(super) to_host: bool,
     /// Where each entry goes (its normalized path in, the path under the root out);
     /// `None` refuses it.
-    pub(super) place: Option<&'a dyn Fn(&[u8]) -> Option<Vec<u8>>>,
+    pub(super) place: Option<&'a Place<'a>>,
 }
+
+/// Maps an entry's normalized path to its path under the root (`None`: refused).
+pub(crate) type Place<'a> = dyn Fn(&[u8]) -> Option<Vec<u8>> + 'a;
 
 /// `RESOLVE_*` for a rootfs: symlinks are followed, clamped at the root.
 pub(super) const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);

@@ -141,7 +141,7 @@ pub(crate) struct Placement<'a> {
     pub to_host: bool,
     /// Where each entry goes: its normalized path in, its path under the root out
     /// (`None` refuses it; refused entries are counted in `Stats::refused`).
-    pub place: &'a dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    pub place: &'a entries::Place<'a>,
     /// The most file data to write (`None`: the root's free space, as for archives).
     pub max_bytes: Option<u64>,
 }
