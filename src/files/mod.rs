@@ -76,6 +76,22 @@ pub struct Summary {
     pub notices: Vec<String>,
 }
 
+/// "1 entry", "2 entries".
+fn entries(n: u64) -> String {
+    if n == 1 { "1 entry".into() } else { format!("{n} entries") }
+}
+
+/// The notices for what a walk left out: device nodes and sockets, and entries that
+/// vanished or changed while they were read.
+fn left_out(notices: &mut Vec<String>, skipped: u64, vanished: u64) {
+    if skipped > 0 {
+        notices.push(format!("left out {} (device nodes and sockets cannot be copied)", entries(skipped)));
+    }
+    if vanished > 0 {
+        notices.push(format!("left out {} that vanished or changed while being read", entries(vanished)));
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("failed to use {arg:?} as NAME/PATH: {why}")]

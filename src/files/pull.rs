@@ -99,17 +99,10 @@ pub fn pull(paths: &Paths, req: &PullRequest) -> Result<Summary, Error> {
     progress.finish();
     let mut summary = Summary { entries: stats.entries, bytes: stats.bytes, notices };
     if stats.refused > 0 {
-        summary.notices.push(format!(
-            "refused {} entries from {name} that named something outside the destination",
-            stats.refused
-        ));
+        let what = super::entries(stats.refused);
+        summary.notices.push(format!("refused {what} from {name} that named something outside the destination"));
     }
-    if done.skipped > 0 {
-        summary.notices.push(format!("left out {} device nodes and sockets (they cannot be copied)", done.skipped));
-    }
-    if done.vanished > 0 {
-        summary.notices.push(format!("{} entries vanished or changed while they were read", done.vanished));
-    }
+    super::left_out(&mut summary.notices, done.skipped, done.vanished);
     Ok(summary)
 }
 

@@ -96,14 +96,10 @@ pub fn push(paths: &Paths, req: &PushRequest) -> Result<Summary, Error> {
         session::run(paths, &req.target.name, &action, Flow::ToHelper, |tree, data| receive(tree, &job, data), send)?;
     progress.finish();
     let mut summary = Summary { entries: sent.entries, bytes: sent.bytes, notices };
-    if sent.skipped > 0 {
-        summary.notices.push(format!("left out {} device nodes and sockets (they cannot be copied)", sent.skipped));
-    }
-    if sent.vanished > 0 {
-        summary.notices.push(format!("{} entries vanished or changed while they were read", sent.vanished));
-    }
+    super::left_out(&mut summary.notices, sent.skipped, sent.vanished);
     if done.refused + done.skipped > 0 {
-        summary.notices.push(format!("{} entries were not written in the container", done.refused + done.skipped));
+        let what = super::entries(done.refused + done.skipped);
+        summary.notices.push(format!("{what} could not be written in the container"));
     }
     Ok(summary)
 }

@@ -15,6 +15,12 @@
 //! stops with an error instead of filling the disk.
 //!
 //! Decompression runs on its own thread, a few chunks ahead of the writes.
+//!
+//! `unpack_stream` takes an uncompressed stream from another process instead (the
+//! files `hutch file` copies), entry by entry, each placed where its caller says. On
+//! the host side of a copy out of a container it is stricter still: no symlink below
+//! the root is followed at all, and no hard links, device nodes, extended attributes
+//! or setuid/setgid bits are made.
 
 #[cfg(test)]
 mod tests;

@@ -1,216 +1,7 @@
-//! Both sides of a copy without root or a container: a temporary directory stands in
-//! for the container's tree (the helper's side resolves below it exactly as it does
-//! below a container's root), another for the host's destination. Streams carry the
-//! test runner's own ids.
+//! The helper's side in a temporary tree (pushes, pulls, edits), and the CLI's
+//! plans and error settling.
 
-use std::fs::File;
-use std::io::{Seek, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
-
-use super::helper::{Done, Ended, Flow, JobError, Report, Tree};
-use super::pull::{Plan, PullJob, PullRequest, plan, send_tree};
-use super::push::{PushJob, receive, rename};
-use super::spec::{CPath, Spec};
-use super::{Error, session};
-use crate::rootfs::unpack::{Placement, Stats, unpack_stream};
-use crate::runtime::wire::Kind;
-
-fn my_ids() -> (u64, u64) {
-    (nix::unistd::getuid().as_raw().into(), nix::unistd::getgid().as_raw().into())
-}
-
-/// A tar stream written header by header, so names can be what a hostile container
-/// would send (`..`, absolute paths, links through links).
-#[derive(Default)]
-struct Raw(Vec<u8>);
-
-impl Raw {
-    fn entry(&mut self, name: &str, kind: tar::EntryType, mode: u32, link: &str, data: &[u8]) -> &mut Raw {
-        let mut h = tar::Header::new_ustar();
-        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-        h.set_entry_type(kind);
-        h.set_size(data.len() as u64);
-        h.set_mode(mode);
-        let (uid, gid) = my_ids();
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_mtime(1_700_000_000);
-        h.set_cksum();
-        self.0.extend_from_slice(h.as_bytes());
-        self.0.extend_from_slice(data);
-        self.0.resize(self.0.len().div_ceil(512) * 512, 0);
-        self
-    }
-    fn file(&mut self, name: &str, data: &[u8]) -> &mut Raw {
-        self.entry(name, tar::EntryType::Regular, 0o644, "", data)
-    }
-    fn dir(&mut self, name: &str) -> &mut Raw {
-        self.entry(name, tar::EntryType::Directory, 0o755, "", b"")
-    }
-    fn link(&mut self, name: &str, target: &str) -> &mut Raw {
-        self.entry(name, tar::EntryType::Symlink, 0o777, target, b"")
-    }
-    /// A PAX header giving the next entry an extended attribute.
-    fn xattr(&mut self, key: &str, value: &str) -> &mut Raw {
-        let rec = format!("SCHILY.xattr.{key}={value}\n");
-        let mut len = rec.len() + 3;
-        len += format!("{len} ").len() - 3;
-        let body = format!("{len} {rec}");
-        self.entry("pax", tar::EntryType::XHeader, 0o644, "", body.as_bytes())
-    }
-    fn done(&mut self) -> Vec<u8> {
-        let mut out = self.0.clone();
-        out.extend_from_slice(&[0; 1024]);
-        out
-    }
-}
-
-/// A host destination `dst/root` beside `dst/outside`, which nothing may touch.
-struct Host {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    outside: PathBuf,
-}
-
-impl Host {
-    fn new() -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
-        std::fs::create_dir_all(&root).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("secret"), b"host").unwrap();
-        Host { _dir: dir, root, outside }
-    }
-
-    /// Unpacks `stream` as the host side of a pull whose copies are named `tops`.
-    fn pull(&self, stream: &[u8], tops: &[&str]) -> Result<Stats, crate::rootfs::Error> {
-        let root = Tree::at(&self.root).unwrap().root;
-        let place = |p: &[u8]| {
-            tops.iter().any(|t| p == t.as_bytes() || p.starts_with(format!("{t}/").as_bytes())).then(|| p.to_vec())
-        };
-        let placement = Placement {
-            label: Path::new("the files from web"),
-            dst: &self.root,
-            to_host: true,
-            place: &place,
-            max_bytes: None,
-        };
-        let before = listing(&self.outside);
-        let r = unpack_stream(stream, root, &placement);
-        assert_eq!(listing(&self.outside), before, "something outside the destination changed");
-        r
-    }
-}
-
-/// Every path below `dir` with its kind and contents.
-fn listing(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for e in walk(dir) {
-        let m = std::fs::symlink_metadata(&e).unwrap();
-        let what = if m.is_file() {
-            String::from_utf8_lossy(&std::fs::read(&e).unwrap()).into_owned()
-        } else {
-            format!("{:?}", m.file_type())
-        };
-        out.push((e, what));
-    }
-    out.sort();
-    out
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        out.push(e.path());
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
-}
-
-#[test]
-fn a_pull_writes_only_the_names_it_asked_for() {
-    let h = Host::new();
-    let s = h.pull(&Raw::default().file("/etc/passwd", b"x").file("other", b"x").file("out", b"ok").done(), &["out"]);
-    assert_eq!(s.unwrap().refused, 2, "an absolute name and a name outside the plan are refused");
-    assert_eq!(std::fs::read(h.root.join("out")).unwrap(), b"ok");
-    assert!(!h.root.join("etc").exists() && !h.root.join("other").exists());
-    let s = h.pull(&Raw::default().dir("d").file("d/../../outside/secret", b"pwned").done(), &["d"]).unwrap();
-    assert_eq!(s.refused, 1, "'..' is refused");
-}
-
-#[test]
-fn a_pull_never_passes_through_a_symlink_not_even_one_it_made() {
-    for (link, target) in [("out", "/"), ("out/l", ".."), ("out/l", "../outside"), ("out/abs", "/etc")] {
-        let h = Host::new();
-        let outside = h.outside.display().to_string();
-        let target = if target == "../outside" { outside.as_str() } else { target };
-        let mut raw = Raw::default();
-        if link != "out" {
-            raw.dir("out");
-        }
-        raw.link(link, target).file(&format!("{link}/secret"), b"pwned").file(&format!("{link}/x"), b"pwned");
-        let err = h.pull(&raw.done(), &["out"]).unwrap_err().to_string();
-        assert!(err.contains("symbolic links") || err.contains("Too many"), "{link} -> {target}: {err}");
-        assert_eq!(std::fs::read(h.outside.join("secret")).unwrap(), b"host");
-        // The link itself is there, as the container had it.
-        assert_eq!(std::fs::read_link(h.root.join(link)).unwrap(), Path::new(target));
-    }
-}
-
-#[test]
-fn a_pull_makes_no_setuid_files_hard_links_or_attributes_on_the_host() {
-    let h = Host::new();
-    std::fs::write(h.root.join("victim"), b"host").unwrap();
-    let stream = Raw::default()
-        .dir("out")
-        .entry("out/suid", tar::EntryType::Regular, 0o6755, "", b"#!/bin/sh\n")
-        .entry("out/sticky", tar::EntryType::Directory, 0o1777, "", b"")
-        .entry("out/hard", tar::EntryType::Link, 0o644, "victim", b"")
-        .entry("out/hard2", tar::EntryType::Link, 0o644, "out/suid", b"")
-        .xattr("user.hutch", "from-the-container")
-        .file("out/attr", b"a")
-        .entry("out/dev", tar::EntryType::Char, 0o666, "", b"")
-        .done();
-    let s = h.pull(&stream, &["out"]).unwrap();
-    assert_eq!(std::fs::metadata(h.root.join("out/suid")).unwrap().mode() & 0o7777, 0o755);
-    assert_eq!(std::fs::metadata(h.root.join("out/sticky")).unwrap().mode() & 0o7777, 0o1777);
-    assert!(!h.root.join("out/hard").exists() && !h.root.join("out/hard2").exists());
-    assert_eq!(s.refused, 2);
-    assert!(!h.root.join("out/dev").exists());
-    let attrs = rustix::fs::listxattr(h.root.join("out/attr"), &mut [0u8; 256][..]).unwrap_or(0);
-    assert_eq!(attrs, 0, "no extended attribute from the stream");
-    let (uid, gid) = my_ids();
-    let m = std::fs::metadata(h.root.join("out/attr")).unwrap();
-    assert_eq!((u64::from(m.uid()), u64::from(m.gid())), (uid, gid), "owners as stored in the stream");
-}
-
-#[test]
-fn a_pull_stops_at_the_space_it_may_use() {
-    let h = Host::new();
-    let root = Tree::at(&h.root).unwrap().root;
-    let place = |p: &[u8]| Some(p.to_vec());
-    let placement = Placement { label: Path::new("s"), dst: &h.root, to_host: true, place: &place, max_bytes: Some(4) };
-    let e = unpack_stream(&Raw::default().file("big", b"0123456789").done()[..], root, &placement).unwrap_err();
-    assert!(matches!(e, crate::rootfs::Error::NoSpace { .. }), "{e}");
-}
-
-fn container() -> (tempfile::TempDir, Tree) {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(d.path().join("real")).unwrap();
-    let tree = Tree::at(d.path()).unwrap();
-    (d, tree)
-}
-
-fn stream_file(bytes: &[u8]) -> File {
-    let mut f = tempfile::tempfile().unwrap();
-    f.write_all(bytes).unwrap();
-    f.rewind().unwrap();
-    f
-}
+use super::*;
 
 fn job(target: &str, into_dir: bool, top: &str) -> PushJob {
     PushJob { target: CPath::parse(target).unwrap(), into_dir, create_dirs: false, top: top.into(), name: "web".into() }
@@ -368,7 +159,7 @@ fn failed(detail: &str, broken_pipe: bool) -> Report {
 fn the_side_that_failed_first_is_reported() {
     let pipe = || Error::Send {
         action: "push".into(),
-        source: super::SendError::Write(std::io::ErrorKind::BrokenPipe.into()),
+        source: crate::files::SendError::Write(std::io::ErrorKind::BrokenPipe.into()),
     };
     let host = || Error::Write { action: "pull".into(), message: "disk full".into() };
     let done = Report::Done { done: Done::default() };
@@ -399,18 +190,18 @@ fn edits_follow_links_inside_the_root_and_write_in_place() {
     symlink("/real/conf", c.path().join("link")).unwrap();
     let path = CPath::parse("/link").unwrap();
     let mut out = tempfile::tempfile().unwrap();
-    super::edit::read_job(&tree, &path, "web", out.try_clone().unwrap()).unwrap();
+    crate::files::edit::read_job(&tree, &path, "web", out.try_clone().unwrap()).unwrap();
     out.rewind().unwrap();
     assert_eq!(std::io::read_to_string(&mut out).unwrap(), "old");
     // A stream cut short changes nothing.
-    let e = super::edit::write_job(&tree, &path, "web", 10, stream_file(b"new")).unwrap_err();
+    let e = crate::files::edit::write_job(&tree, &path, "web", 10, stream_file(b"new")).unwrap_err();
     assert!(e.error.detail.contains("3 of 10 bytes"), "{e:?}");
     assert_eq!(std::fs::read(c.path().join("real/conf")).unwrap(), b"old");
-    super::edit::write_job(&tree, &path, "web", 3, stream_file(b"new")).unwrap();
+    crate::files::edit::write_job(&tree, &path, "web", 3, stream_file(b"new")).unwrap();
     assert_eq!(std::fs::read(c.path().join("real/conf")).unwrap(), b"new");
     assert_eq!(std::fs::metadata(c.path().join("real/conf")).unwrap().mode() & 0o777, 0o640);
     assert!(std::fs::symlink_metadata(c.path().join("link")).unwrap().is_symlink(), "the link stays");
     nix::unistd::mkfifo(&c.path().join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let e = super::edit::read_job(&tree, &CPath::parse("/fifo").unwrap(), "web", stream_file(b"")).unwrap_err();
+    let e = crate::files::edit::read_job(&tree, &CPath::parse("/fifo").unwrap(), "web", stream_file(b"")).unwrap_err();
     assert!(e.error.detail.contains("is not a regular file"), "{e:?}");
 }
