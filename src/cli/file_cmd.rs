@@ -37,7 +37,7 @@ pub enum FileCmd {
     },
     /// Copy files (with -r, directory trees) out of a container, running or stopped
     Pull {
-        /// Containers' files: web/etc/hosts
+        /// Files in one container, as NAME/PATH: web/etc/hosts
         #[arg(required = true, num_args = 1.., value_name = "NAME/PATH")]
         sources: Vec<String>,
         /// Host file or directory; - for stdout

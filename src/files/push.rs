@@ -12,6 +12,11 @@
 //! Without `-r` a source must be a file; a symlink to one is followed (the host's
 //! links are the user's own, and `cp` does the same). With `-r` a directory goes with
 //! its whole tree, and symlinks are sent as symlinks, the source's own too.
+//!
+//! Owners go as the numbers the host has (in the container they are container ids);
+//! `--uid` and `--gid` replace them for every entry, with `-r` too (Incus refuses them
+//! there; a tree owned by one of the container's users is a common need), `--mode` the
+//! mode of single files only, so it is refused with `-r`.
 
 use std::ffi::OsString;
 use std::fs::File;
