@@ -207,6 +207,12 @@ pub(super) fn receive(tree: &Tree, job: &PushJob, data: File) -> Result<Done, Jo
             _ => None,
         };
         let detail = match e {
+            // "etc/x: create: ...": the path from the container's root, as the user named it.
+            crate::rootfs::Error::Unpack { message, .. }
+                if !message.starts_with("corrupt") && !message.starts_with("the archive") =>
+            {
+                format!("/{message}")
+            }
             crate::rootfs::Error::Unpack { message, .. } => message,
             other => other.to_string(),
         };

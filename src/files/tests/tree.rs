@@ -54,6 +54,11 @@ fn a_push_goes_into_a_directory_or_becomes_the_path() {
     assert_eq!(std::fs::read(c.path().join("new/deeper/src/a")).unwrap(), b"a");
     let e = receive(&tree, &job("/real/src/a/", true, "x"), tree_stream()).unwrap_err();
     assert!(e.error.detail.contains("is not a directory"), "{e:?}");
+    // A failure to write names the path from the container's root.
+    let file_named_src = stream_file(&Raw::default().file("src", b"f").done());
+    let e = receive(&tree, &job("/real/", true, "src"), file_named_src).unwrap_err();
+    assert!(e.error.detail.starts_with("/real/src: replace what is there: "), "{e:?}");
+    assert_eq!(std::fs::read(c.path().join("real/src/a")).unwrap(), b"a");
 }
 
 #[test]
