@@ -12,6 +12,8 @@ pub enum Error {
     #[error(transparent)]
     Exec(#[from] crate::exec::Error),
     #[error(transparent)]
+    Files(#[from] crate::files::Error),
+    #[error(transparent)]
     Name(#[from] crate::base::name::NameError),
     #[error(transparent)]
     Signal(#[from] crate::base::signal::SignalError),
@@ -40,6 +42,7 @@ impl Error {
             Error::Container(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Exec(e) => e.hint(),
+            Error::Files(e) => e.hint(),
             Error::Image(e) => e.hint(),
             Error::Network(e) => e.hint(),
             Error::Cli { hint, .. } => hint.clone(),

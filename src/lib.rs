@@ -8,7 +8,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | command line | [`cli`]: arguments, dispatch, output for people and `--format json` |
-//! | lifecycle | [`container`]: create, start, stop, destroy, observe, each under the container's lock |
+//! | lifecycle | [`container`]: create, start, stop, destroy, observe, each under the container's lock; [`files`]: push, pull, edit |
 //! | supervision and the child side | [`monitor`] (the per-container supervisor), [`runtime`] (mount plan, pivot_root, exec of init), [`exec`] (joining a running container) |
 //! | subsystems | [`cgroup`], [`systemd`], [`network`], [`rootfs`], [`storage`], [`image`], [`distro`], [`config`], [`idmap`] |
 //! | infrastructure | [`base`]: paths, locks, state files, names, sizes, signals, output, terminal, files, settings |
@@ -24,6 +24,7 @@ pub mod container;
 pub mod distro;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod idmap;
 pub mod image;
 pub mod monitor;

@@ -11,6 +11,7 @@ macro_rules! out {
 }
 
 mod config_cmd;
+mod file_cmd;
 mod image_cmd;
 mod inspect;
 mod lifecycle;
@@ -201,6 +202,11 @@ pub enum Cmd {
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
+    },
+    /// Copy files into and out of a container: push, pull, edit
+    File {
+        #[command(subcommand)]
+        cmd: file_cmd::FileCmd,
     },
     /// Remove a container and everything hutch keeps for it
     Destroy {
@@ -497,6 +503,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Info { name, format } => inspect::info(&paths, &name, format),
         Cmd::Top { interval, count, format } => top::top(&paths, format, interval, count),
         Cmd::Config { cmd } => config_cmd::run(&paths, cmd),
+        Cmd::File { cmd } => file_cmd::run(&paths, cmd),
     }
 }
 

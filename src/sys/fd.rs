@@ -14,6 +14,29 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Closes every descriptor from 3 upwards except those in `keep` (`close_range`
+/// over the gaps between them).
+pub fn close_all_but(keep: &[RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|fd| u32::try_from(*fd).ok()).filter(|fd| *fd >= 3).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep {
+        if fd > first {
+            close_range(first, fd - 1)?;
+        }
+        first = fd + 1;
+    }
+    close_range(first, u32::MAX)
+}
+
+fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments; the caller owns no descriptor in
+    // the range that it still uses (it lists those it keeps).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Adds `O_NONBLOCK` to an open descriptor.
 pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     let flags = rustix::fs::fcntl_getfl(&fd)?;

@@ -16,7 +16,7 @@ mod signal;
 mod thread;
 mod tty;
 
-pub use fd::{cloexec_from, dup_onto, set_nonblocking, stdio};
+pub use fd::{cloexec_from, close_all_but, dup_onto, set_nonblocking, stdio};
 pub use mount::{
     MOUNT_ATTR_IDMAP, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, mount_setattr,
     open_path_nofollow, openat2, unshare_private_mounts,

@@ -8,12 +8,11 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
-use super::stream::{Chunks, TAIL_CHECK};
+use super::stream::{Source, TAIL_CHECK};
 use super::{Error, Stats};
 
 /// What an entry's header says about its owner, mode, times and attributes.
@@ -47,7 +46,25 @@ pub(super) struct Unpacker<'a> {
     /// that path resolves to, so it drops this.
     pub(super) cached: Option<(Vec<u8>, OwnedFd)>,
     pub(super) buf: Vec<u8>,
+    /// How entry paths are resolved beneath the root: symlinks followed inside it
+    /// (a rootfs), or none followed at all (the host side of a stream from a container).
+    pub(super) how: ResolveFlags,
+    /// The destination is on the host and the stream came from a container: no
+    /// extended attributes, no setuid or setgid bits, no hard links.
+    pub(super) to_host: bool,
+    /// Where each entry goes (its normalized path in, the path under the root out);
+    /// `None` refuses it.
+    pub(super) place: Option<&'a Place<'a>>,
 }
+
+/// Maps an entry's normalized path to its path under the root (`None`: refused).
+pub(crate) type Place<'a> = dyn Fn(&[u8]) -> Option<Vec<u8>> + 'a;
+
+/// `RESOLVE_*` for a rootfs: symlinks are followed, clamped at the root.
+pub(super) const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+/// `RESOLVE_*` for the host side of a stream from a container: no symlink is followed
+/// (one the stream made could otherwise lead its later entries elsewhere below the root).
+pub(super) const NO_SYMLINKS: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_SYMLINKS);
 
 /// An entry's path made relative to the root: `/`, `.` and empty components
 /// dropped. `None` when it has a `..` component.
@@ -84,18 +101,13 @@ pub(super) fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Opens `path` (relative, normalized; empty for the root itself) inside `root`.
-pub(super) fn resolve(root: &OwnedFd, path: &[u8], flags: OFlags) -> rustix::io::Result<OwnedFd> {
+/// Opens `path` (relative, normalized; empty for the root itself) inside `root`,
+/// resolved as `how` says.
+pub(super) fn resolve(root: &OwnedFd, path: &[u8], flags: OFlags, how: ResolveFlags) -> rustix::io::Result<OwnedFd> {
     let p: &[u8] = if path.is_empty() { b"." } else { path };
     let mut tries = 0;
     loop {
-        match crate::sys::openat2(
-            root,
-            os(p),
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        ) {
+        match crate::sys::openat2(root, os(p), flags | OFlags::CLOEXEC, Mode::empty(), how) {
             // A concurrent rename elsewhere on the system: the kernel asks to retry.
             Err(Errno::AGAIN) if tries < 64 => tries += 1,
             r => return r,
@@ -160,7 +172,15 @@ impl Unpacker<'_> {
         }
     }
 
-    pub(super) fn run(&mut self, chunks: Chunks<'_, '_>) -> Result<(), Error> {
+    /// Where an entry's normalized path goes under the root (`None`: refused).
+    fn placed(&self, path: Vec<u8>) -> Option<Vec<u8>> {
+        match self.place {
+            Some(place) => place(&path),
+            None => Some(path),
+        }
+    }
+
+    pub(super) fn run<S: Source>(&mut self, chunks: S) -> Result<(), Error> {
         let mut ar = tar::Archive::new(chunks);
         for entry in ar.entries().map_err(|e| self.corrupt(e))? {
             let mut entry = entry.map_err(|e| self.corrupt(e))?;
@@ -170,15 +190,13 @@ impl Unpacker<'_> {
         if self.stats.entries == 0 {
             return Err(self.fail("the archive is empty".into()));
         }
-        if chunks.hit_eof {
+        if chunks.hit_eof() {
             return Err(self.corrupt("it ends before its end-of-archive marker"));
         }
         // Whatever follows the marker is padding; reading (some of) it makes the
         // decompressor check the end of its stream.
         io::copy(&mut (&mut chunks).take(TAIL_CHECK), &mut io::sink()).map_err(|e| self.corrupt(e))?;
-        if let Some(p) = chunks.progress.as_mut() {
-            p(chunks.consumed.load(Ordering::Relaxed));
-        }
+        chunks.done();
         drop(chunks);
         self.cached = None;
         self.finish_dirs()
@@ -196,7 +214,7 @@ impl Unpacker<'_> {
             self.cached = None;
         }
         let raw = e.path_bytes().into_owned();
-        let Some(path) = normalize(&raw) else {
+        let Some(path) = normalize(&raw).and_then(|p| self.placed(p)) else {
             self.stats.refused += 1;
             return Ok(());
         };
@@ -215,8 +233,8 @@ impl Unpacker<'_> {
             T::Link => {
                 let target =
                     e.link_name_bytes().ok_or_else(|| self.corrupt(format!("{}: no link target", show(&path))))?;
-                match normalize(&target) {
-                    Some(t) if !t.is_empty() && !path.is_empty() => self.hardlink(&path, &t),
+                match normalize(&target).and_then(|t| self.placed(t)) {
+                    Some(t) if !t.is_empty() && !path.is_empty() && !self.to_host => self.hardlink(&path, &t),
                     _ => {
                         self.stats.refused += 1;
                         Ok(())
@@ -250,7 +268,11 @@ impl Unpacker<'_> {
         let bad = |what: &str, err: io::Error| self.corrupt(format!("{}: bad {what}: {err}", show(path)));
         let uid = h.uid().map_err(|err| bad("owner", err))?;
         let gid = h.gid().map_err(|err| bad("group", err))?;
-        let mode = h.mode().map_err(|err| bad("mode", err))? & 0o7777;
+        let mut mode = h.mode().map_err(|err| bad("mode", err))? & 0o7777;
+        if self.to_host {
+            // A container's setuid file must not become one of the host's.
+            mode &= 0o1777;
+        }
         let mtime = h.mtime().map_err(|err| bad("mtime", err))?;
         let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) else {
             return Err(self.corrupt(format!("{}: owner {uid}:{gid} is out of range", show(path))));
@@ -267,7 +289,10 @@ impl Unpacker<'_> {
                 let ext = ext.map_err(|err| self.corrupt(err))?;
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                    // Not on the host: a container's security.capability would be the host's.
+                    if !self.to_host {
+                        meta.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
+                    }
                 } else if key == b"mtime"
                     && let Some(t) = parse_pax_time(ext.value_bytes())
                 {
@@ -282,24 +307,24 @@ impl Unpacker<'_> {
     /// (mode 0755, like tar does for directories the archive does not list).
     fn open_parent(&self, parent: &[u8]) -> io::Result<OwnedFd> {
         let flags = OFlags::PATH | OFlags::DIRECTORY;
-        match resolve(&self.root, parent, flags) {
+        match resolve(&self.root, parent, flags, self.how) {
             Err(Errno::NOENT) => {}
             r => return r.map_err(Into::into),
         }
-        let mut at = resolve(&self.root, b"", flags)?;
+        let mut at = resolve(&self.root, b"", flags, self.how)?;
         let mut end = 0;
         for comp in parent.split(|b| *b == b'/') {
             end += comp.len();
             let prefix = &parent[..end];
             end += 1;
-            at = match resolve(&self.root, prefix, flags) {
+            at = match resolve(&self.root, prefix, flags, self.how) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) => {
                     match rustix::fs::mkdirat(&at, os(comp), Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(e.into()),
                     }
-                    resolve(&self.root, prefix, flags)?
+                    resolve(&self.root, prefix, flags, self.how)?
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -423,7 +448,8 @@ impl Unpacker<'_> {
     /// way cannot lead to a host file) and linked by descriptor.
     fn hardlink(&mut self, path: &[u8], target: &[u8]) -> Result<(), Error> {
         let what = format!("hard link to {}", show(target));
-        let src = resolve(&self.root, target, OFlags::PATH | OFlags::NOFOLLOW).map_err(|e| self.fs(path, &what, e))?;
+        let src = resolve(&self.root, target, OFlags::PATH | OFlags::NOFOLLOW, self.how)
+            .map_err(|e| self.fs(path, &what, e))?;
         let src_st = rustix::fs::fstat(&src).map_err(|e| self.fs(path, &what, e))?;
         let dir = self.parent_of(path)?;
         let (_, name) = split(path);
@@ -507,7 +533,8 @@ impl Unpacker<'_> {
             if dirs.get(i + 1).is_some_and(|next| next.path == d.path) {
                 continue;
             }
-            let fd = match resolve(&self.root, &d.path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW) {
+            let fd = match resolve(&self.root, &d.path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW, self.how)
+            {
                 Ok(fd) => fd,
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
                 Err(e) => return Err(self.fs(&d.path, "open", e)),

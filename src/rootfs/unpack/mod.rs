@@ -15,6 +15,12 @@
 //! stops with an error instead of filling the disk.
 //!
 //! Decompression runs on its own thread, a few chunks ahead of the writes.
+//!
+//! `unpack_stream` takes an uncompressed stream from another process instead (the
+//! files `hutch file` copies), entry by entry, each placed where its caller says. On
+//! the host side of a copy out of a container it is stricter still: no symlink below
+//! the root is followed at all, and no hard links, device nodes, extended attributes
+//! or setuid/setgid bits are made.
 
 #[cfg(test)]
 mod tests;
@@ -23,6 +29,7 @@ mod entries;
 mod stream;
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
@@ -31,7 +38,7 @@ use rustix::fs::{Mode, OFlags};
 
 use entries::Unpacker;
 pub(crate) use stream::free_bytes;
-use stream::{COPY_BUF, Chunks, QUEUE, pump};
+use stream::{COPY_BUF, Chunks, Plain, QUEUE, pump};
 
 use super::Error;
 
@@ -118,8 +125,55 @@ pub(crate) fn unpack_with(
             dirs: Vec::new(),
             cached: None,
             buf: vec![0; COPY_BUF],
+            how: entries::IN_ROOT,
+            to_host: false,
+            place: None,
         };
         u.run(chunks)?;
         Ok(u.stats)
     })
+}
+
+/// How `unpack_stream` places a tar stream that another process sends.
+pub(crate) struct Placement<'a> {
+    /// Names the stream in errors ("the files from web").
+    pub label: &'a Path,
+    /// Where it goes, for the no-space error.
+    pub dst: &'a Path,
+    /// The stream comes from a container and the root is on the host: no symlink below
+    /// the root is followed (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), and no extended
+    /// attributes, setuid or setgid bits, hard links or device nodes are made. Otherwise
+    /// the root is a container's tree: symlinks in it are followed inside it.
+    pub to_host: bool,
+    /// Where each entry goes: its normalized path in, its path under the root out
+    /// (`None` refuses it; refused entries are counted in `Stats::refused`).
+    pub place: &'a entries::Place<'a>,
+    /// The most file data to write (`None`: the root's free space, as for archives).
+    pub max_bytes: Option<u64>,
+}
+
+/// Unpacks an uncompressed tar stream (a pipe) into the directory `root`, entry by
+/// entry as it arrives, with the same containment as `unpack` (plus `placement`'s).
+/// Device nodes are never made. On error the tree may be partly written.
+pub(crate) fn unpack_stream(stream: impl std::io::Read, root: OwnedFd, placement: &Placement) -> Result<Stats, Error> {
+    let limit = match placement.max_bytes {
+        Some(n) => n,
+        None => free_bytes(&root).map_err(|source| Error::Read { path: placement.dst.to_path_buf(), source })?,
+    };
+    let mut u = Unpacker {
+        archive: placement.label,
+        dst: placement.dst,
+        root,
+        privileged: false,
+        limit,
+        stats: Stats::default(),
+        dirs: Vec::new(),
+        cached: None,
+        buf: vec![0; COPY_BUF],
+        how: if placement.to_host { entries::NO_SYMLINKS } else { entries::IN_ROOT },
+        to_host: placement.to_host,
+        place: Some(placement.place),
+    };
+    u.run(Plain { inner: stream, hit_eof: false })?;
+    Ok(u.stats)
 }

@@ -206,3 +206,45 @@ impl Read for Chunks<'_, '_> {
         }
     }
 }
+
+/// What the writer reads entries from: the decompressed archive, or a plain stream.
+pub(super) trait Source: Read {
+    /// Whether a read reached the end of the stream.
+    fn hit_eof(&self) -> bool;
+    /// Called once everything has been read.
+    fn done(&mut self) {}
+}
+
+impl Source for Chunks<'_, '_> {
+    fn hit_eof(&self) -> bool {
+        self.hit_eof
+    }
+
+    fn done(&mut self) {
+        if let Some(p) = self.progress.as_mut() {
+            p(self.consumed.load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// An uncompressed stream (a pipe from another process), read as it comes.
+pub(super) struct Plain<R: Read> {
+    pub(super) inner: R,
+    pub(super) hit_eof: bool,
+}
+
+impl<R: Read> Read for Plain<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if n == 0 && !out.is_empty() {
+            self.hit_eof = true;
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read> Source for Plain<R> {
+    fn hit_eof(&self) -> bool {
+        self.hit_eof
+    }
+}
