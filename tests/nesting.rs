@@ -1,7 +1,8 @@
 //! `security.nesting`: a container that runs containers. Inside a nesting Debian
 //! container the same hutch binary boots a busybox container, Docker (Debian's
 //! docker.io, installed with apt through the NAT) runs an image made with `docker
-//! import`, and new user namespaces may mount proc and sysfs; a container without it
+//! import`, LXC starts a busybox container, and new user namespaces may mount proc
+//! and sysfs; a container without it
 //! keeps its masks, and those mounts stay refused there.
 
 mod common;
@@ -29,7 +30,7 @@ fn share_dir(busybox: &Path) -> PathBuf {
 
 #[test]
 #[ignore = "needs root, the test images and the Debian mirror (scripts/test.sh runs it)"]
-fn a_nesting_container_runs_hutch_and_docker() {
+fn a_nesting_container_runs_hutch_docker_and_lxc() {
     let Some(img) = require("nesting", &["dnsmasq", "nft"]) else {
         return;
     };
@@ -82,6 +83,31 @@ fn a_nesting_container_runs_hutch_and_docker() {
     h.exec("nest", &["docker", "import", "/opt/share/busybox.tar", "hutch-test/busybox:1"]);
     let out = h.exec("nest", &["docker", "run", "--rm", "hutch-test/busybox:1", "sh", "-c", "echo from docker"]);
     assert_eq!(out, "from docker");
+
+    // LXC from the distribution: a busybox container started and attached to.
+    let lxc = h.run(&[
+        "exec",
+        "nest",
+        "--",
+        "sh",
+        "-c",
+        "DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends lxc >/dev/null",
+    ]);
+    assert!(lxc.status.success(), "apt-get install lxc: {}", String::from_utf8_lossy(&lxc.stderr));
+    let config = "lxc.include = /usr/share/lxc/config/common.conf\n\
+                  lxc.rootfs.path = dir:/var/lib/lxc/b/rootfs\n\
+                  lxc.uts.name = b\n\
+                  lxc.apparmor.profile = unconfined\n\
+                  lxc.net.0.type = empty\n";
+    h.exec("nest", &["mkdir", "-p", "/var/lib/lxc/b"]);
+    h.exec("nest", &["cp", "-a", "/images/busybox", "/var/lib/lxc/b/rootfs"]);
+    h.exec("nest", &["sh", "-c", &format!("printf '{config}' > /var/lib/lxc/b/config")]);
+    h.exec("nest", &["lxc-start", "-n", "b"]);
+    assert_eq!(
+        h.exec("nest", &["lxc-attach", "-n", "b", "--", "sh", "-c", "echo lxc inner; cat /proc/1/comm"]),
+        "lxc inner\ninit"
+    );
+    h.exec("nest", &["lxc-stop", "-n", "b", "-k"]);
 
     h.ok(&["stop", "nest"]);
     h.ok(&["destroy", "nest"]);
