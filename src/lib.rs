@@ -8,8 +8,8 @@
 //! | layer | modules |
 //! |---|---|
 //! | command line | [`cli`]: arguments, dispatch, output for people and `--format json` |
-//! | lifecycle | [`container`]: create, start, stop, destroy, observe, each under the container's lock; [`files`]: push, pull, edit |
-//! | supervision and the child side | [`monitor`] (the per-container supervisor), [`runtime`] (mount plan, pivot_root, exec of init), [`exec`] (joining a running container) |
+//! | lifecycle | [`container`]: create, start, stop, destroy, observe, shared folders (`mounts`), dev boxes (`devbox`), each under the container's lock; [`files`]: push, pull, edit |
+//! | supervision and the child side | [`monitor`] (the per-container supervisor), [`runtime`] (mount plan, shared folders' binds, pivot_root, exec of init), [`exec`] (joining a running container) |
 //! | subsystems | [`cgroup`], [`systemd`], [`network`], [`rootfs`], [`storage`], [`image`], [`distro`], [`config`], [`idmap`] |
 //! | infrastructure | [`base`]: paths, locks, state files, names, sizes, signals, output, terminal, files, settings |
 //! | kernel boundary | [`sys`]: the raw system calls no crate wraps |
