@@ -112,11 +112,9 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
 
 pub fn start(paths: &Paths, name: &str, wait: bool, format: Format) -> Result<u8, Error> {
     crate::monitor::timeline::mark(crate::monitor::timeline::Stage::CliInvoked);
-    // A dev box's first boot installs sudo once it is up, so its start waits.
-    let devbox = crate::config::Config::load(&paths.config(name)).is_ok_and(|c| c.devbox.is_some());
-    let started = container::start(paths, name, wait || devbox)?;
+    let started = container::start(paths, name, wait)?;
     notify(&started.notices);
-    if devbox {
+    if started.devbox {
         notify(&container::devbox::first_boot(paths, name).into_iter().collect::<Vec<_>>());
     }
     if format == Format::Json {

@@ -41,8 +41,15 @@ pub fn exec(
         }
     }
     let tty = tty || (!no_tty && sys::fd_is_tty(sys::stdio(0)));
-    // -e and --env-file win over what a dev box forwards.
-    let mut env = devbox_forwards(paths, name, user.as_deref())?;
+    // -e and --env-file win over what a dev box forwards (only ever to a named user:
+    // a plain exec reads no config).
+    let mut env = match user.as_deref() {
+        Some(u) => match crate::config::Config::load(&paths.config(name)) {
+            Ok(config) => devbox_forwards(paths, name, u, &config)?,
+            Err(_) => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     env.extend(vars);
     let spec = Spec { argv: command, env, user, cwd, tty, login_shell: false };
     let code = exec::run(paths, name, &spec)?;
@@ -57,14 +64,19 @@ pub fn shell(paths: &Paths, name: &str, user: Option<String>) -> Result<u8, Erro
         if let Some(ms) = started.boot_ms {
             eprintln!("hutch: started {name} in {:.2} s", ms as f64 / 1000.0);
         }
-        super::notify(&container::devbox::first_boot(paths, name).into_iter().collect::<Vec<_>>());
+        if started.devbox {
+            super::notify(&container::devbox::first_boot(paths, name).into_iter().collect::<Vec<_>>());
+        }
     }
     // A dev box logs its user in, in the caller's directory when a shared folder has it.
     let config = crate::config::Config::load(&paths.config(name))?;
     let user = user.or_else(|| config.devbox.as_ref().map(|d| d.user.clone()));
     let cwd = std::env::current_dir().ok().and_then(|d| container::devbox::inside_path(&config.mounts, &d));
     let tty = sys::fd_is_tty(sys::stdio(0));
-    let env = devbox_forwards(paths, name, user.as_deref())?;
+    let env = match user.as_deref() {
+        Some(u) => devbox_forwards(paths, name, u, &config)?,
+        None => Vec::new(),
+    };
     let spec = Spec { argv: vec![], env, user, cwd, tty, login_shell: true };
     let code = exec::run(paths, name, &spec)?;
     Ok(code.clamp(0, 255) as u8)
@@ -88,16 +100,20 @@ pub fn console(paths: &Paths, name: &str) -> Result<u8, Error> {
 
 /// What a dev box forwards to a session of its user (`devbox.forward`); nothing for
 /// other users and other containers.
-fn devbox_forwards(paths: &Paths, name: &str, user: Option<&str>) -> Result<Vec<(String, String)>, Error> {
-    let Ok(config) = crate::config::Config::load(&paths.config(name)) else { return Ok(Vec::new()) };
-    let Some(devbox) = config.devbox.filter(|d| !d.forward.is_empty()) else { return Ok(Vec::new()) };
+fn devbox_forwards(
+    paths: &Paths,
+    name: &str,
+    user: &str,
+    config: &crate::config::Config,
+) -> Result<Vec<(String, String)>, Error> {
+    let Some(devbox) = config.devbox.as_ref().filter(|d| !d.forward.is_empty()) else { return Ok(Vec::new()) };
+    if user != devbox.user && user != devbox.uid.to_string() {
+        return Ok(Vec::new());
+    }
     if !container::observe(paths, name).init_alive {
         return Ok(Vec::new()); // the exec itself says it is not running
     }
-    if user.is_none_or(|u| u != devbox.user && u != devbox.uid.to_string()) {
-        return Ok(Vec::new());
-    }
-    Ok(container::devbox::forwarded(paths, name, &devbox)?)
+    Ok(container::devbox::forwarded(paths, name, devbox)?)
 }
 
 /// Docker's env-file format: `KEY=VALUE` lines (the value as written, to the end of

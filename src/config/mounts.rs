@@ -62,6 +62,11 @@ pub const MAX_MOUNTS: usize = 64;
 pub const RESERVED_TARGETS: [&str; 4] = ["/proc", "/sys", "/dev", "/run"];
 
 impl Mount {
+    /// `source` shared at `path` with the defaults the config file has.
+    pub fn new(source: impl Into<PathBuf>, path: impl Into<String>) -> Mount {
+        Mount { source: source.into(), path: path.into(), readonly: false, shift: true, create: None, optional: false }
+    }
+
     /// The target as a canonical absolute path (`/srv/data`, no trailing slash).
     pub fn target(&self) -> String {
         normalize(&self.path)
@@ -135,38 +140,34 @@ pub fn validate(mounts: &[Mount]) -> Result<(), (String, String)> {
 mod tests {
     use super::*;
 
-    fn mount(source: &str, path: &str) -> Mount {
-        Mount { source: source.into(), path: path.into(), readonly: false, shift: true, create: None, optional: false }
-    }
-
     #[test]
     fn sources_and_targets_must_be_absolute_and_plain() {
-        assert!(check(&mount("/srv/data", "/data")).is_ok());
-        let e = check(&mount("srv/data", "/data")).unwrap_err();
+        assert!(check(&Mount::new("/srv/data", "/data")).is_ok());
+        let e = check(&Mount::new("srv/data", "/data")).unwrap_err();
         assert_eq!(e.0, "source");
         assert!(e.1.contains("not an absolute host path"), "{e:?}");
-        assert_eq!(check(&mount("/srv/../etc", "/data")).unwrap_err().0, "source");
-        assert_eq!(check(&mount("/srv", "data")).unwrap_err().0, "path");
-        assert_eq!(check(&mount("/srv", "/a/../../etc")).unwrap_err().0, "path");
-        assert!(check(&mount("/srv", "//")).unwrap_err().1.contains("root filesystem"));
+        assert_eq!(check(&Mount::new("/srv/../etc", "/data")).unwrap_err().0, "source");
+        assert_eq!(check(&Mount::new("/srv", "data")).unwrap_err().0, "path");
+        assert_eq!(check(&Mount::new("/srv", "/a/../../etc")).unwrap_err().0, "path");
+        assert!(check(&Mount::new("/srv", "//")).unwrap_err().1.contains("root filesystem"));
     }
 
     #[test]
     fn targets_hutch_mounts_over_are_refused() {
         for t in ["/proc", "/proc/sys", "/dev/x", "/run/y", "/sys/"] {
-            let e = check(&mount("/srv", t)).unwrap_err();
+            let e = check(&Mount::new("/srv", t)).unwrap_err();
             assert!(e.1.contains("hutch mounts anew"), "{t}: {e:?}");
         }
         // A name that only starts like a reserved one is fine.
-        assert!(check(&mount("/srv", "/devel")).is_ok());
-        assert!(check(&mount("/srv", "/running/x")).is_ok());
+        assert!(check(&Mount::new("/srv", "/devel")).is_ok());
+        assert!(check(&Mount::new("/srv", "/running/x")).is_ok());
     }
 
     #[test]
     fn one_mount_per_target_however_it_is_spelled() {
-        let ok = [mount("/a", "/data"), mount("/b", "/data/sub")];
+        let ok = [Mount::new("/a", "/data"), Mount::new("/b", "/data/sub")];
         assert!(validate(&ok).is_ok());
-        let dup = [mount("/a", "/data"), mount("/b", "/data/./")];
+        let dup = [Mount::new("/a", "/data"), Mount::new("/b", "/data/./")];
         let (key, why) = validate(&dup).unwrap_err();
         assert_eq!(key, "mounts[1].path");
         assert!(why.contains("/data is the target of another mount"), "{why}");

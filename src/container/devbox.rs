@@ -54,16 +54,14 @@ pub fn host_user(wanted: Option<&str>, passwd: &str, group: &str) -> Result<Host
         None => std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()).ok_or(DevboxError::NoUser)?,
     };
     let bad = |why: &str| DevboxError::User { user: name.clone(), why: why.into() };
-    let line = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 7 && (f[0] == name || f[2] == name))
+    let line = crate::exec::passwd_entries(passwd)
+        .find(|e| e.name == name || e.uid.to_string() == name)
         .ok_or_else(|| bad("no such user in the host's /etc/passwd"))?;
-    let (uid, gid) = (line[2].parse().map_err(|_| bad("bad uid"))?, line[3].parse().map_err(|_| bad("bad gid"))?);
+    let (uid, gid) = (line.uid, line.gid);
     if uid == 0 {
         return Err(bad("root's own containers are plain unprivileged ones"));
     }
-    let name = line[0].to_string();
+    let name = line.name.to_string();
     let mut primary = name.clone();
     let mut groups = Vec::new();
     for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()).filter(|f| f.len() >= 4) {
@@ -77,9 +75,9 @@ pub fn host_user(wanted: Option<&str>, passwd: &str, group: &str) -> Result<Host
         name,
         uid,
         gid,
-        gecos: line[4].to_string(),
-        home: PathBuf::from(line[5]),
-        shell: line[6].to_string(),
+        gecos: line.gecos.to_string(),
+        home: PathBuf::from(line.home),
+        shell: line.shell.to_string(),
         group: primary,
         groups,
     })
@@ -100,14 +98,7 @@ impl HostUser {
     /// The home directory, shared at the same path without shifting (the id map keeps
     /// the user's ids as they are).
     pub fn home_mount(&self) -> Mount {
-        Mount {
-            source: self.home.clone(),
-            path: self.home.display().to_string(),
-            readonly: false,
-            shift: false,
-            create: Some(Create::Dir),
-            optional: false,
-        }
+        Mount { shift: false, create: Some(Create::Dir), ..Mount::new(&self.home, self.home.display().to_string()) }
     }
 }
 
@@ -322,14 +313,7 @@ mod tests {
 
     #[test]
     fn a_working_directory_under_a_shared_folder_is_found_inside() {
-        let m = |s: &str, p: &str| Mount {
-            source: s.into(),
-            path: p.into(),
-            readonly: false,
-            shift: false,
-            create: None,
-            optional: false,
-        };
+        let m = |s: &str, p: &str| Mount { shift: false, ..Mount::new(s, p) };
         let mounts = [m("/home/alice", "/home/alice"), m("/home/alice/src", "/src")];
         assert_eq!(inside_path(&mounts, Path::new("/home/alice/x")).unwrap(), "/home/alice/x");
         assert_eq!(inside_path(&mounts, Path::new("/home/alice/src/a")).unwrap(), "/src/a");

@@ -34,6 +34,8 @@ pub struct Started {
     /// Boot time, when the caller waited for readiness.
     pub boot_ms: Option<u64>,
     pub notices: Notices,
+    /// A dev box: its first boot may still have to install sudo (`devbox::first_boot`).
+    pub devbox: bool,
 }
 
 /// A container loaded once for one `start`, under its lock: its name, paths, config and
@@ -90,6 +92,9 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     }
     check_startable(&c)?;
     prepare_host(&c, &mut notices)?;
+    // A dev box's first boot installs sudo once it is up, so its start waits.
+    let devbox = c.config.devbox.is_some();
+    let wait = wait || devbox;
 
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("create a pipe for", paths.runtime(name))(e.into()))?;
@@ -112,7 +117,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
                 }
             }
             Ok(Some(Event::Ready { boot_ms })) => {
-                return Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: Some(boot_ms), notices });
+                return Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: Some(boot_ms), notices, devbox });
             }
             Ok(Some(Event::Failed { error })) => {
                 return Err(Error::Start { name: name.into(), source: error });
@@ -120,7 +125,7 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
             Ok(None) | Err(_) => return Err(monitor_went_away(paths, name, init_pid)),
         }
     }
-    Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: None, notices })
+    Ok(Started { init_pid: init_pid.unwrap_or(0), boot_ms: None, notices, devbox })
 }
 
 /// What can be known before the monitor runs: the root filesystem, its image, its init.

@@ -166,14 +166,7 @@ pub fn forward_socket(
 ) -> Result<(), ContainerError> {
     let _lock = Lock::acquire(&paths.lock(name)).map_err(io_err("lock", paths.lock(name)))?;
     let state = running_state(paths, name)?.ok_or_else(|| not_running(name))?;
-    let mount = Mount {
-        source: socket.to_path_buf(),
-        path: target.into(),
-        readonly: false,
-        shift: false,
-        create: Some(crate::config::mounts::Create::File),
-        optional: false,
-    };
+    let mount = Mount { shift: false, create: Some(crate::config::mounts::Create::File), ..Mount::new(socket, target) };
     let prepared =
         mounts::prepare_socket(&mount, &Refusals::new(&paths.state, &paths.run), owner).map_err(MountError::from)?;
     remove_live(name, &state, target)?;
@@ -194,7 +187,7 @@ fn attach_prepared(
         let ns = std::fs::File::open(format!("/proc/{}/ns/user", init.pid))
             .map_err(io_err("open the user namespace of", name.to_string()))?;
         // The pidfd still names a live init, so the namespace opened is its own.
-        init.pidfd().ok_or_else(|| not_running(name))?;
+        crate::sys::pidfd_send_signal(pidfd.as_fd(), 0).map_err(|_| not_running(name))?;
         Some(OwnedFd::from(ns))
     };
     mounts::set_flags(&prepared, userns.as_ref().map(|f| f.as_fd())).map_err(MountError::from)?;
@@ -217,11 +210,13 @@ fn remove_live(name: &str, state: &RuntimeState, target: &str) -> Result<(), Con
     in_helper(name, "detach a shared folder", || {
         let root = enter(&pidfd, !state.privileged, !state.privileged)?;
         match mounts::detach(root.as_fd(), target) {
-            // Not a mount point: already detached inside (or an optional source that
-            // was missing at start).
-            Err(mounts::Error::Target { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-            // Its target is gone from the container: so is the mount.
-            Err(mounts::Error::Target { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            // EINVAL, not a mount point: already detached inside (or an optional source
+            // that was missing at start). ENOENT: its target is gone, and the mount too.
+            Err(mounts::Error::Target { source, .. })
+                if matches!(source.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) =>
+            {
+                Ok(())
+            }
             other => other,
         }
     })
@@ -235,16 +230,11 @@ fn not_running(name: &str) -> ContainerError {
 /// helper that locked flags is in it already), becomes container root when
 /// `unprivileged`, and returns the container's root directory.
 fn enter(pidfd: &OwnedFd, join_userns: bool, unprivileged: bool) -> Result<OwnedFd, mounts::Error> {
-    let step = |action: &'static str| move |e: nix::errno::Errno| mounts::Error::Join { action, source: e.into() };
     let mut flags = nix::sched::CloneFlags::CLONE_NEWNS;
     if join_userns {
         flags |= nix::sched::CloneFlags::CLONE_NEWUSER;
     }
-    nix::sched::setns(pidfd, flags).map_err(step("join the container's namespaces"))?;
-    if unprivileged {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("become root in the container"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("become root in the container"))?;
-    }
+    crate::sys::join_container(pidfd.as_fd(), flags, unprivileged)?;
     let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
     rustix::fs::open("/", flags, rustix::fs::Mode::empty())
         .map_err(|e| mounts::Error::Join { action: "open the container's root", source: e.into() })

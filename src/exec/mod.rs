@@ -31,6 +31,7 @@ use crate::runtime::wire::{Kind, WireError};
 use crate::sys;
 
 pub use passwd::User;
+pub(crate) use passwd::passwd_entries;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -245,15 +246,7 @@ fn first_child_inner(
     if !state.privileged {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    nix::sched::setns(pidfd, flags).map_err(HelperError::step("join the container's namespaces"))?;
-    if !state.privileged {
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .map_err(HelperError::step("become root in the container"))?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .map_err(HelperError::step("become root in the container"))?;
-    }
-    // Credential changes reset the dumpable flag (to fs.suid_dumpable): set it again.
-    sys::set_non_dumpable().map_err(HelperError::step("make the helper non-dumpable"))?;
+    sys::join_container(pidfd.as_fd(), flags, !state.privileged)?;
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = passwd::resolve(spec.user.as_deref(), &passwd, &group)?;

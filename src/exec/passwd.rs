@@ -20,21 +20,25 @@ pub struct User {
     pub groups: Vec<u32>,
 }
 
-struct PwEntry<'a> {
-    name: &'a str,
-    uid: u32,
-    gid: u32,
-    home: &'a str,
-    shell: &'a str,
+/// One well-formed line of a passwd file.
+pub(crate) struct PwEntry<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: &'a str,
+    pub home: &'a str,
+    pub shell: &'a str,
 }
 
-fn passwd_entries(passwd: &str) -> impl Iterator<Item = PwEntry<'_>> {
+/// The well-formed entries of a passwd file's text (others are skipped).
+pub(crate) fn passwd_entries(passwd: &str) -> impl Iterator<Item = PwEntry<'_>> {
     passwd.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         if f.len() < 7 {
             return None;
         }
-        Some(PwEntry { name: f[0], uid: f[2].parse().ok()?, gid: f[3].parse().ok()?, home: f[5], shell: f[6] })
+        let (uid, gid) = (f[2].parse().ok()?, f[3].parse().ok()?);
+        Some(PwEntry { name: f[0], uid, gid, gecos: f[4], home: f[5], shell: f[6] })
     })
 }
 

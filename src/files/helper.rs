@@ -181,24 +181,12 @@ fn isolate(fds: &[RawFd], keep: Option<RawFd>) -> Result<(), JobError> {
 fn enter(access: &Access) -> Result<Tree, JobError> {
     match access {
         Access::Running { pidfd, privileged } => {
-            let step = |what: &str| {
-                let what = what.to_string();
-                move |e: nix::errno::Errno| JobError::new(Kind::Namespaces, format!("failed to {what}: {e}"))
-            };
             let mut flags = CloneFlags::CLONE_NEWNS;
             if !privileged {
                 flags |= CloneFlags::CLONE_NEWUSER;
             }
-            nix::sched::setns(pidfd, flags).map_err(step("join the container's namespaces"))?;
-            if !privileged {
-                nix::unistd::setgroups(&[]).map_err(step("clear supplementary groups"))?;
-                nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(step("become root in the container"))?;
-                nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(step("become root in the container"))?;
-            }
-            // A credential change resets the dumpable flag.
-            sys::set_non_dumpable().map_err(|e| {
-                JobError::new(Kind::Namespaces, format!("failed to make the file helper non-dumpable: {e}"))
-            })?;
+            sys::join_container(pidfd.as_fd(), flags, !privileged)
+                .map_err(|e| JobError::new(Kind::Namespaces, e.to_string()))?;
             // setns into a mount namespace moved our root to the container's.
             Tree::at(std::path::Path::new("/"))
                 .map_err(|e| JobError::new(Kind::Namespaces, format!("failed to open the container's root: {e}")))

@@ -79,7 +79,12 @@ pub fn launch(
     if let Err(e) = plug(pid) {
         return Err(abort(e));
     }
-    let tree = match rootfs_mount(spec, pid, idmap.as_ref()) {
+    // Opened once, for the rootfs's idmapped mount and the shared folders'.
+    let userns = match idmap.map(|_| open_userns(pid)).transpose() {
+        Ok(ns) => ns,
+        Err(e) => return Err(abort(e)),
+    };
+    let tree = match rootfs_mount(spec, userns.as_ref(), idmap.as_ref()) {
         Ok(t) => t,
         Err(e) => return Err(abort(e)),
     };
@@ -89,14 +94,14 @@ pub fn launch(
         Ok(a) => a,
         Err(e) => return Err(abort(e)),
     };
-    let share_trees = match flag_shares(spec, &shares, pid, idmap.is_some()) {
+    let share_trees = match flag_shares(spec, shares, userns.as_ref()) {
         Ok(t) => t,
         Err(e) => return Err(abort(e)),
     };
     let share_fds: Vec<_> = share_trees.iter().map(|t| t.as_fd()).collect();
     let sent = channel::send_go(parent_end.as_fd(), tree.as_fd(), &share_fds);
     drop(share_fds);
-    drop((tree, share_trees, shares));
+    drop((tree, share_trees, userns));
     if let Err(e) = sent {
         return Err(abort(Error::Os { action: "send the start handshake to the container".into(), source: e }));
     }
@@ -127,25 +132,17 @@ fn open_shares(spec: &ChildSpec) -> Result<Vec<mounts::Prepared>, Error> {
 /// Sets the shared folders' flags (idmapped to the child's user namespace when
 /// shifted) and, for an unprivileged container, locks them against it; returns the
 /// binds to hand over, in order.
-fn flag_shares(spec: &ChildSpec, shares: &[mounts::Prepared], pid: i32, userns: bool) -> Result<Vec<OwnedFd>, Error> {
-    if shares.is_empty() {
-        return Ok(Vec::new());
+fn flag_shares(
+    spec: &ChildSpec,
+    shares: Vec<mounts::Prepared>,
+    userns: Option<&std::fs::File>,
+) -> Result<Vec<OwnedFd>, Error> {
+    for p in &shares {
+        mounts::set_flags(p, userns.map(|f| f.as_fd()))?;
     }
-    let ns = match userns {
-        true => Some(
-            std::fs::File::open(format!("/proc/{pid}/ns/user"))
-                .map_err(Error::os("open the container's user namespace"))?,
-        ),
-        false => None,
-    };
-    for p in shares {
-        mounts::set_flags(p, ns.as_ref().map(|f| f.as_fd()))?;
-    }
-    match &ns {
-        Some(ns) => Ok(mounts::locked_clones(shares, ns.as_fd(), &spec.scratch)?),
-        None => {
-            shares.iter().map(|p| p.tree.try_clone().map_err(Error::os("duplicate a shared folder's mount"))).collect()
-        }
+    match userns {
+        Some(ns) if !shares.is_empty() => Ok(mounts::locked_clones(&shares, ns.as_fd(), &spec.scratch)?),
+        _ => Ok(shares.into_iter().map(|p| p.tree).collect()),
     }
 }
 
@@ -191,20 +188,19 @@ fn write_maps(pid: i32, map: &IdMap) -> Result<(), Error> {
 
 /// A detached mount of the rootfs (or of its overlay), idmapped to the child's user
 /// namespace when unprivileged.
-fn rootfs_mount(spec: &ChildSpec, pid: i32, idmap: Option<&IdMap>) -> Result<OwnedFd, Error> {
-    let userns = match idmap {
-        Some(_) => Some(
-            std::fs::File::open(format!("/proc/{pid}/ns/user"))
-                .map_err(Error::os("open the container's user namespace"))?,
-        ),
-        None => None,
-    };
-    let userns = userns.as_ref().zip(idmap).map(|(f, m)| crate::storage::overlay::Userns {
+fn rootfs_mount(spec: &ChildSpec, userns: Option<&std::fs::File>, idmap: Option<&IdMap>) -> Result<OwnedFd, Error> {
+    let userns = userns.zip(idmap).map(|(f, m)| crate::storage::overlay::Userns {
         fd: f.as_fd(),
         root_uid: m.uid,
         root_gid: m.gid,
     });
     Ok(crate::storage::root_mount(&spec.rootfs, spec.layers.as_ref(), userns, &spec.scratch)?)
+}
+
+/// The child's user namespace (its pid is its own until it is reaped: the monitor is
+/// its parent).
+fn open_userns(pid: i32) -> Result<std::fs::File, Error> {
+    std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(Error::os("open the container's user namespace"))
 }
 
 /// Set by `hutch start` when it hands the container's lock to the monitor on that fd

@@ -25,9 +25,8 @@ pub fn pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
 
 /// Sends `GO` with the root filesystem's mount attached, then the shared folders'.
 pub fn send_go(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, shares: &[BorrowedFd<'_>]) -> std::io::Result<()> {
-    let fds: Vec<RawFd> = std::iter::once(fd).chain(shares.iter().copied()).map(|f| f.as_raw_fd()).collect();
-    sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(GO)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)?;
-    Ok(())
+    let fds: Vec<BorrowedFd> = std::iter::once(fd).chain(shares.iter().copied()).collect();
+    send_fds(sock, GO, &fds)
 }
 
 /// Sends one message with any number of fds attached (at most 253, the kernel's bound).
@@ -40,10 +39,7 @@ pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[BorrowedFd<'_>]) -> st
 
 /// Sends one message with an optional fd attached (used by `exec` too).
 pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> std::io::Result<()> {
-    let fds: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-    let cmsgs: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
-    sendmsg::<()>(sock.as_raw_fd(), &[IoSlice::new(data)], &cmsgs, MsgFlags::empty(), None)?;
-    Ok(())
+    send_fds(sock, data, fd.as_slice())
 }
 
 /// Receives one message and its fd, if one came; `None` at end-of-file.

@@ -59,6 +59,8 @@ pub enum Error {
     Lock { source: io::Error },
     #[error("failed to {action}: {source}")]
     Join { action: &'static str, source: io::Error },
+    #[error(transparent)]
+    Sys(#[from] crate::sys::Error),
 }
 
 impl Error {
@@ -432,16 +434,12 @@ fn make_target(root: BorrowedFd<'_>, target: &str, dir: bool) -> io::Result<Owne
 mod tests {
     use super::*;
 
-    fn mount(source: &Path, path: &str) -> Mount {
-        Mount { source: source.into(), path: path.into(), readonly: false, shift: true, create: None, optional: false }
-    }
-
     #[test]
     fn missing_optional_sources_are_skipped_and_others_fail() {
         let tmp = tempfile::tempdir().unwrap();
         let gone = tmp.path().join("gone");
         let refusals = Refusals::new(&tmp.path().join("state"), &tmp.path().join("run"));
-        let mut m = mount(&gone, "/data");
+        let mut m = Mount::new(&gone, "/data");
         let e = prepare(std::slice::from_ref(&m), &refusals).unwrap_err();
         assert!(matches!(e, Error::Missing { .. }), "{e}");
         assert!(e.hint().unwrap().contains("optional"));
@@ -478,7 +476,7 @@ mod tests {
     fn devices_and_sockets_are_not_shared() {
         let tmp = tempfile::tempdir().unwrap();
         let refusals = Refusals::new(&tmp.path().join("state"), &tmp.path().join("run"));
-        let e = prepare_one(&mount(Path::new("/dev/null"), "/null"), &refusals).unwrap_err();
+        let e = prepare_one(&Mount::new("/dev/null", "/null"), &refusals).unwrap_err();
         assert!(e.to_string().contains("only directories and regular files"), "{e}");
     }
 }

@@ -23,8 +23,8 @@ pub use mount::{
 };
 pub use netif::{link_up, loopback_up, rename_link, set_mac};
 pub use process::{
-    Forked, clone3, clone3_for, drop_bounding, execve, exit_now, kill, pidfd_open, pidfd_send_signal, set_non_dumpable,
-    with_fsids,
+    Forked, clone3, clone3_for, drop_bounding, execve, exit_now, join_container, kill, pidfd_open, pidfd_send_signal,
+    set_non_dumpable, with_fsids,
 };
 pub use procfs::{boot_id, live_start_time, process_start_time, random_hex128};
 pub use signal::{reset_signals, signalfd};

@@ -114,6 +114,23 @@ pub fn set_non_dumpable() -> io::Result<()> {
     Ok(())
 }
 
+/// Joins the namespaces `flags` of the process behind `pidfd` (init of a container: a
+/// pidfd, so a recycled pid is never joined). When `as_root`, the caller has joined
+/// (or is already in) the container's user namespace and becomes its root with no
+/// supplementary groups. Either way it is made non-dumpable again afterwards: a
+/// credential change resets the flag, and processes of the container must not ptrace
+/// a helper that holds host descriptors.
+pub fn join_container(pidfd: BorrowedFd<'_>, flags: nix::sched::CloneFlags, as_root: bool) -> Result<(), Error> {
+    use super::thread::call;
+    nix::sched::setns(pidfd, flags).map_err(call("join the container's namespaces"))?;
+    if as_root {
+        nix::unistd::setgroups(&[]).map_err(call("clear supplementary groups"))?;
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(call("become root in the container"))?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(call("become root in the container"))?;
+    }
+    set_non_dumpable().map_err(|source| Error::Call { action: "make the helper non-dumpable".into(), source })
+}
+
 /// `prctl(PR_CAPBSET_DROP, cap)`.
 pub fn capbset_drop(cap: u32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
