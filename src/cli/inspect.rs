@@ -24,6 +24,8 @@ struct ListEntry {
     started_at_ms: Option<u64>,
     ipv4: Vec<String>,
     ipv6: Vec<String>,
+    /// `None` when the snapshots cannot be read.
+    snapshots: Option<usize>,
 }
 
 fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
@@ -38,6 +40,7 @@ fn entry(paths: &Paths, name: &str, obs: &Observed) -> ListEntry {
         pid: obs.init_pid(),
         privileged: config.as_ref().is_some_and(|c| c.security.privileged),
         started_at_ms: obs.state.as_ref().filter(|_| obs.status.is_up()).map(|s| s.started_at_ms),
+        snapshots: container::snapshots::count(paths, name),
     }
 }
 
@@ -61,10 +64,14 @@ pub fn list(paths: &Paths, format: Format) -> Result<u8, Error> {
                         if e.ipv6.is_empty() { "-".into() } else { e.ipv6.join(",") },
                         if e.privileged { "privileged".into() } else { "unprivileged".into() },
                         e.started_at_ms.map_or("-".into(), |t| output::duration(now.saturating_sub(t) / 1000)),
+                        e.snapshots.map_or("?".into(), |n| n.to_string()),
                     ]
                 })
                 .collect();
-            super::emit(&output::table(&["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME"], &rows))?;
+            super::emit(&output::table(
+                &["NAME", "STATE", "PID", "IPV4", "IPV6", "TYPE", "UPTIME", "SNAPSHOTS"],
+                &rows,
+            ))?;
         }
     }
     Ok(0)
@@ -101,6 +108,9 @@ struct Info {
     ports: Vec<crate::config::Port>,
     /// Resource use and limits, read from the cgroups while it runs.
     resources: Option<crate::cgroup::limits::Stats>,
+    /// Disk use of its own data and of each snapshot.
+    disk: container::snapshots::Usage,
+    ephemeral: bool,
 }
 
 pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
@@ -136,6 +146,8 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
             let layout = crate::cgroup::Layout::detect().ok()?;
             Some(crate::cgroup::limits::stats(&layout, &s.cgroup))
         }),
+        disk: container::snapshots::usage(paths, name, &config)?,
+        ephemeral: config.ephemeral,
     };
     if format == Format::Json {
         super::emit_object(&info)?;
@@ -223,7 +235,19 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
             ),
         ));
     }
-    items.push(("Rootfs", info.rootfs.clone()));
+    items.push((
+        "Rootfs",
+        format!(
+            "{} ({} storage{})",
+            info.rootfs,
+            info.disk.storage.as_str(),
+            if info.ephemeral { ", ephemeral" } else { "" }
+        ),
+    ));
+    items.push(("Disk", format!("{} of its own", output::bytes(info.disk.own))));
+    for s in &info.disk.snapshots {
+        items.push(("Snapshot", format!("{} ({}, {})", s.name, output::utc(s.created_ms), output::bytes(s.size))));
+    }
     items.push(("Config", info.config.clone()));
     if let Some(l) = &info.last_exit {
         items.push(("Last exit", format!("{} ({})", l.detail, output::utc(l.at_ms))));

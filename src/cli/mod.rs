@@ -18,6 +18,7 @@ mod lifecycle;
 mod mount_cmd;
 mod network_cmd;
 mod run;
+mod snapshot_cmd;
 mod top;
 
 use std::ffi::OsString;
@@ -207,6 +208,11 @@ pub enum Cmd {
     File {
         #[command(subcommand)]
         cmd: file_cmd::FileCmd,
+    },
+    /// Snapshots of a container's rootfs: create, list, restore, delete, rename
+    Snapshot {
+        #[command(subcommand)]
+        cmd: snapshot_cmd::SnapshotCmd,
     },
     /// Remove a container and everything hutch keeps for it
     Destroy {
@@ -504,6 +510,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Top { interval, count, format } => top::top(&paths, format, interval, count),
         Cmd::Config { cmd } => config_cmd::run(&paths, cmd),
         Cmd::File { cmd } => file_cmd::run(&paths, cmd),
+        Cmd::Snapshot { cmd } => snapshot_cmd::run(&paths, cmd),
     }
 }
 

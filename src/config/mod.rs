@@ -109,6 +109,9 @@ pub struct Config {
     /// A dev box: the host user who is the same user inside (`create --devbox`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devbox: Option<Devbox>,
+    /// Destroyed when it stops (`hutch stop`, a poweroff inside); a reboot inside keeps it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ephemeral: bool,
 }
 
 /// `[devbox]`: set by `create --devbox`.
@@ -189,6 +192,20 @@ pub struct Rootfs {
     /// rootfs is the lower layer, so the image is kept while this container exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// overlay: the frozen layers between the image and the upper layer, oldest first,
+    /// each a directory under `overlay/` (made by `hutch snapshot`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+    /// overlay: the directory under `overlay/` that takes the container's changes.
+    #[serde(default = "default_upper", skip_serializing_if = "is_default_upper")]
+    pub upper: String,
+}
+
+fn default_upper() -> String {
+    crate::storage::DEFAULT_UPPER.into()
+}
+fn is_default_upper(s: &str) -> bool {
+    s == crate::storage::DEFAULT_UPPER
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,7 +274,13 @@ impl Config {
         Config {
             schema: SCHEMA,
             hostname: None,
-            rootfs: Rootfs { path: "rootfs".into(), storage: crate::storage::Kind::Dir, image: None },
+            rootfs: Rootfs {
+                path: "rootfs".into(),
+                storage: crate::storage::Kind::Dir,
+                image: None,
+                layers: Vec::new(),
+                upper: default_upper(),
+            },
             init,
             security: Security { privileged, nesting: false },
             idmap: None,
@@ -268,6 +291,7 @@ impl Config {
             limits: Default::default(),
             mounts: Vec::new(),
             devbox: None,
+            ephemeral: false,
         }
     }
 
@@ -321,6 +345,23 @@ impl Config {
         }
         if self.rootfs.storage == crate::storage::Kind::Overlay && self.rootfs.image.is_none() {
             return bad("rootfs.image", "overlay storage needs the id of the image below it".into());
+        }
+        for (key, layer) in
+            self.rootfs.layers.iter().map(|l| ("rootfs.layers", l)).chain([("rootfs.upper", &self.rootfs.upper)])
+        {
+            if !crate::storage::is_layer_name(layer) {
+                return bad(key, format!("{layer:?} is not a layer of hutch's (upper, or L- and 16 hex digits)"));
+            }
+        }
+        let mut all: Vec<&String> = self.rootfs.layers.iter().chain([&self.rootfs.upper]).collect();
+        all.sort();
+        if all.windows(2).any(|w| w[0] == w[1]) {
+            return bad("rootfs.layers", "a layer is listed twice".into());
+        }
+        if self.rootfs.storage != crate::storage::Kind::Overlay
+            && (!self.rootfs.layers.is_empty() || !is_default_upper(&self.rootfs.upper))
+        {
+            return bad("rootfs.layers", "layers are for overlay storage only".into());
         }
         match self.init.command.first() {
             None => return bad("init.command", "must name a program".into()),
@@ -400,9 +441,13 @@ impl Config {
     /// The overlay layers of the rootfs, for overlay storage.
     pub fn layers(&self, paths: &crate::base::paths::Paths, container_dir: &Path) -> Option<crate::storage::Layers> {
         match (self.rootfs.storage, &self.rootfs.image) {
-            (crate::storage::Kind::Overlay, Some(id)) => {
-                Some(crate::storage::Layers { lower: paths.image_rootfs(id), rw: container_dir.join("overlay") })
-            }
+            (crate::storage::Kind::Overlay, Some(id)) => Some(crate::storage::Layers {
+                lower: paths.image_rootfs(id),
+                rw: container_dir.join("overlay"),
+                layers: self.rootfs.layers.clone(),
+                upper: self.rootfs.upper.clone(),
+                frozen: false,
+            }),
             _ => None,
         }
     }

@@ -159,7 +159,7 @@ pub fn create(
     // The rootfs as it will look inside, for reading: an overlay's starts as its image.
     let layers = match source {
         Source::Image { meta, .. } if kind == storage::Kind::Overlay => {
-            Some(storage::Layers { lower: paths.image_rootfs(&meta.id), rw: staging.path.join("overlay") })
+            Some(storage::Layers::new(paths.image_rootfs(&meta.id), staging.path.join("overlay")))
         }
         _ => None,
     };

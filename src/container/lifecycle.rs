@@ -24,7 +24,7 @@ pub fn require_exists(paths: &Paths, name: &str) -> Result<(), Error> {
     if paths.config(name).exists() { Ok(()) } else { Err(Error::NotFound { name: name.into() }) }
 }
 
-fn lock(paths: &Paths, name: &str) -> Result<Lock, Error> {
+pub(crate) fn lock(paths: &Paths, name: &str) -> Result<Lock, Error> {
     Lock::acquire(&paths.lock(name)).map_err(io_err("lock", paths.lock(name)))
 }
 
@@ -291,7 +291,7 @@ pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Res
     stop_locked(paths, name, config_if_readable(paths, name).as_ref(), timeout, force)
 }
 
-fn stop_locked(
+pub(crate) fn stop_locked(
     paths: &Paths,
     name: &str,
     config: Option<&Config>,

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod mounts;
 mod observe;
 pub mod ports;
+pub mod snapshots;
 
 pub use create::{Created, Source, create};
 pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
@@ -48,6 +49,14 @@ pub enum Error {
     /// The monitor's control socket answered with a failure, or in another protocol.
     #[error("failed to {action} {name}: {source}")]
     Monitor { action: &'static str, name: String, source: crate::monitor::proto::Error },
+    #[error("failed to find snapshot {snap} of {name}: it does not exist")]
+    SnapshotNotFound { name: String, snap: String },
+    #[error("failed to create snapshot {snap} of {name}: it already exists")]
+    SnapshotExists { name: String, snap: String },
+    #[error("failed to use {snap:?} as a snapshot name: {message}")]
+    BadSnapshotName { snap: String, message: String },
+    #[error("failed to restore {name} to {snap}: it is running")]
+    RestoreRunning { name: String, snap: String },
     #[error("failed to {action} {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
     #[error("failed to {action} {name}: {message}")]
@@ -91,6 +100,15 @@ impl Error {
                 Some(format!("stop it first with `hutch stop {name}`, or use `hutch destroy --force {name}`"))
             }
             Error::StartFailed { name, .. } => Some(start_logs_hint(name)),
+            Error::SnapshotNotFound { name, .. } => {
+                Some(format!("see `hutch snapshot list {name}` for the snapshots that exist"))
+            }
+            Error::SnapshotExists { name, snap } => {
+                Some(format!("choose another name, or remove the old one with `hutch snapshot delete {name} {snap}`"))
+            }
+            Error::RestoreRunning { name, snap } => Some(format!(
+                "stop it first, or use `hutch snapshot restore {name} {snap} --stop` (stops, restores, starts again)"
+            )),
             Error::MonitorMissing { .. } => {
                 Some("install hutch-monitor in the same directory as hutch (`cargo build` makes both)".into())
             }

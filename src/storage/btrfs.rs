@@ -22,6 +22,7 @@ const fn iow(nr: u64) -> u64 {
     (1 << 30) | ((std::mem::size_of::<VolArgs>() as u64) << 16) | (0x94 << 8) | nr
 }
 const SNAP_CREATE: u64 = iow(1);
+const SNAP_DESTROY: u64 = iow(15);
 const SUBVOL_CREATE: u64 = iow(14);
 
 pub fn is_btrfs(path: &Path) -> bool {
@@ -45,6 +46,13 @@ pub fn snapshot(src: &Path, dst: &Path) -> Result<(), Error> {
     let source = std::fs::File::open(src).map_err(io_err("open", src))?;
     let dir = std::fs::File::open(parent).map_err(io_err("open", parent))?;
     ioctl(&dir, SNAP_CREATE, source.as_raw_fd().into(), name).map_err(io_err("snapshot", src))
+}
+
+/// Deletes the subvolume `path` (its extents are freed in the background).
+pub fn delete_subvolume(path: &Path) -> Result<(), Error> {
+    let (parent, name) = split(path)?;
+    let dir = std::fs::File::open(parent).map_err(io_err("open", parent))?;
+    ioctl(&dir, SNAP_DESTROY, 0, name).map_err(io_err("delete the btrfs subvolume", path))
 }
 
 fn split(path: &Path) -> Result<(&Path, &[u8]), Error> {
@@ -82,6 +90,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<VolArgs>(), 4096);
         assert_eq!(SNAP_CREATE, 0x5000_9401);
         assert_eq!(SUBVOL_CREATE, 0x5000_940e);
+        assert_eq!(SNAP_DESTROY, 0x5000_940f);
     }
 
     #[test]

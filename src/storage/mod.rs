@@ -13,6 +13,7 @@
 
 pub mod btrfs;
 pub mod overlay;
+pub mod snapshot;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -69,6 +70,12 @@ pub enum Error {
     InMerged { path: PathBuf, source: crate::runtime::wire::WireError },
     #[error("failed to open the root filesystem {path}: {source}")]
     OpenRoot { path: PathBuf, source: io::Error },
+    #[error("failed to read the snapshot record {path}: {message}")]
+    BadRecord { path: PathBuf, message: String },
+    #[error("failed to find the overlay layers of {path}: its configuration names no image")]
+    NoLayers { path: PathBuf },
+    #[error("failed to name snapshot {name}: a snapshot of that name exists")]
+    SnapshotExists { name: String },
     #[error("failed to create an idmapped mount of {path} (filesystem magic {fstype}): {source}")]
     NoIdmappedMount { path: PathBuf, fstype: String, source: io::Error },
 }
@@ -77,6 +84,10 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::NotBtrfs { .. } => Some("use --storage overlay or --storage dir".into()),
+            Error::BadRecord { .. } => {
+                Some("the snapshot was not written by this hutch; fix or remove its directory by hand".into())
+            }
+            Error::SnapshotExists { .. } => Some("choose another name (see `hutch snapshot list NAME`)".into()),
             Error::InMerged { source, .. } => source.hint(),
             Error::NoIdmappedMount { .. } => Some(
                 "idmapped mounts need Linux 5.12 or later and a filesystem that supports them (ext4, xfs, btrfs, \
@@ -102,21 +113,61 @@ pub fn default_for(image_rootfs: &Path) -> Kind {
     if btrfs::is_subvolume(image_rootfs) { Kind::Btrfs } else { Kind::Overlay }
 }
 
-/// The overlay layers of a container: the image's rootfs below, and the container's
-/// directory holding `upper/` and `work/` (one directory, since overlayfs wants both
-/// on the same mount).
+/// The upper layer of an overlay container that has never been snapshotted.
+pub const DEFAULT_UPPER: &str = "upper";
+
+/// Whether `name` is one of hutch's layer directories under `overlay/`: `upper`, or
+/// `L-` and 16 lowercase hex digits (a layer made by a snapshot).
+pub fn is_layer_name(name: &str) -> bool {
+    name == DEFAULT_UPPER
+        || name
+            .strip_prefix("L-")
+            .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// A fresh name for a layer.
+pub fn new_layer_name() -> String {
+    format!("L-{}", &crate::sys::random_hex128()[..16])
+}
+
+/// The overlay layers of a container: the image's rootfs below; above it the frozen
+/// layers snapshots made (oldest first), then the upper layer, all directories in the
+/// container's `overlay/` beside `work/` (one directory, since overlayfs wants upper
+/// and work on the same mount, and one idmapped attachment of it serves every layer).
 #[derive(Debug, Clone)]
 pub struct Layers {
     pub lower: PathBuf,
     pub rw: PathBuf,
+    /// Names under `rw`, oldest first.
+    pub layers: Vec<String>,
+    /// Name under `rw`.
+    pub upper: String,
+    /// A read-only view (a snapshot's): `upper` is one more read-only layer, and
+    /// nothing is written anywhere.
+    pub frozen: bool,
 }
 
 impl Layers {
+    /// A container's layers before any snapshot: the image, then `upper/`.
+    pub fn new(lower: PathBuf, rw: PathBuf) -> Layers {
+        Layers { lower, rw, layers: Vec::new(), upper: DEFAULT_UPPER.into(), frozen: false }
+    }
+    /// The read-only view of a chain of layers (oldest first, at least one).
+    pub fn frozen(lower: PathBuf, rw: PathBuf, chain: &[String]) -> Layers {
+        let (upper, layers) = chain.split_last().map(|(u, l)| (u.clone(), l.to_vec())).unwrap_or_default();
+        Layers { lower, rw, layers, upper, frozen: true }
+    }
     pub fn upper(&self) -> PathBuf {
-        self.rw.join("upper")
+        self.rw.join(&self.upper)
     }
     pub fn work(&self) -> PathBuf {
         self.rw.join("work")
+    }
+    /// The read-only layers as overlayfs takes them, topmost first, with `rw` and
+    /// `lower` standing where those directories are seen.
+    pub fn lowers(&self, lower: &Path, rw: &Path) -> Vec<PathBuf> {
+        let top = self.frozen.then_some(&self.upper);
+        top.into_iter().chain(self.layers.iter().rev()).map(|l| rw.join(l)).chain([lower.to_path_buf()]).collect()
     }
 }
 
@@ -130,7 +181,7 @@ pub fn clone_image(kind: Kind, image_rootfs: &Path, container_dir: &Path, privil
         }
         Kind::Overlay => {
             let rw = container_dir.join("overlay");
-            for d in [&rootfs, &rw, &rw.join("upper"), &rw.join("work")] {
+            for d in [&rootfs, &rw, &rw.join(DEFAULT_UPPER), &rw.join("work")] {
                 std::fs::create_dir(d).map_err(io_err("create", d))?;
             }
             // The merged root takes the lower root's mode and owner from overlayfs;

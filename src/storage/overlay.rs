@@ -51,9 +51,11 @@ pub fn mount(layers: &Layers, userns: Option<Userns<'_>>, scratch: &Path, nodev:
     let set = |key: &str, value: &Path| {
         rustix::mount::fsconfig_set_string(&fs, key, value).map_err(|e| fail(format!("{key}={}: {e}", value.display())))
     };
-    set("lowerdir", &lower)?;
-    set("upperdir", &rw.join("upper"))?;
-    set("workdir", &rw.join("work"))?;
+    set_lowers(&fs, &layers.lowers(&lower, &rw)).map_err(fail)?;
+    if !layers.frozen {
+        set("upperdir", &rw.join(&layers.upper))?;
+        set("workdir", &rw.join("work"))?;
+    }
     let create = || rustix::mount::fsconfig_create(&fs);
     match userns {
         // The upper layer is idmapped: files are created there as container root.
@@ -62,11 +64,37 @@ pub fn mount(layers: &Layers, userns: Option<Userns<'_>>, scratch: &Path, nodev:
         None => create(),
     }
     .map_err(|e| fail(format!("the kernel refused the overlay: {e}")))?;
-    let attrs = if nodev { MountAttrFlags::MOUNT_ATTR_NODEV } else { MountAttrFlags::empty() };
+    let mut attrs = if nodev { MountAttrFlags::MOUNT_ATTR_NODEV } else { MountAttrFlags::empty() };
+    if layers.frozen {
+        attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+    }
     let m = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| fail(format!("failed to create the overlay mount: {e}")))?;
     drop(attached);
     Ok(m)
+}
+
+/// Gives overlayfs its read-only layers, topmost first: one `lowerdir+` each (Linux
+/// 6.8), so no length limit applies; a kernel without it gets the one colon-joined
+/// `lowerdir` (whose paths then cannot hold a colon).
+fn set_lowers(fs: &OwnedFd, lowers: &[PathBuf]) -> Result<(), String> {
+    let mut appended = 0;
+    for l in lowers {
+        match rustix::mount::fsconfig_set_string(fs, "lowerdir+", l) {
+            Ok(()) => appended += 1,
+            Err(rustix::io::Errno::INVAL) if appended == 0 => break,
+            Err(e) => return Err(format!("lowerdir+={}: {e}", l.display())),
+        }
+    }
+    if appended == lowers.len() {
+        return Ok(());
+    }
+    let joined: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    if joined.iter().any(|l| l.contains(':')) {
+        return Err(format!("a layer path holds ':', which this kernel's lowerdir cannot take: {}", joined.join(" ")));
+    }
+    rustix::mount::fsconfig_set_string(fs, "lowerdir", joined.join(":"))
+        .map_err(|e| format!("lowerdir={}: {e}", joined.join(":")))
 }
 
 /// The user namespace the layers are idmapped to, and the host ids of its root.
