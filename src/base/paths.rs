@@ -111,6 +111,13 @@ impl Paths {
     pub fn image_rootfs(&self, id: &str) -> PathBuf {
         self.image(id).join("rootfs")
     }
+    /// Markers of ephemeral containers that have been started (`ephemeral/NAME`).
+    pub fn ephemeral_markers(&self) -> PathBuf {
+        self.state.join("ephemeral")
+    }
+    pub fn ephemeral_marker(&self, name: &str) -> PathBuf {
+        self.ephemeral_markers().join(name)
+    }
     pub fn locks(&self) -> PathBuf {
         self.run.join("locks")
     }

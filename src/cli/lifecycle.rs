@@ -61,10 +61,18 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
         false => None,
     };
     let devbox = devbox.as_ref();
+    let opts = images::CreateOptions {
+        storage: args.storage,
+        privileged,
+        networks: &networks,
+        ipv4,
+        devbox,
+        ephemeral: args.ephemeral,
+    };
     let created = if let Some(d) = args.from_dir {
-        container::create(paths, name, &Source::Dir(d), privileged, &networks, ipv4, devbox)?
+        container::create(paths, name, &Source::Dir(d), &opts)?
     } else if let Some(t) = args.from_tar {
-        container::create(paths, name, &Source::Tar(t), privileged, &networks, ipv4, devbox)?
+        container::create(paths, name, &Source::Tar(t), &opts)?
     } else {
         let req;
         let image = match (&args.template, &args.image) {
@@ -75,7 +83,6 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
             (None, Some(image)) => ImageRef::Cached(image),
             (None, None) => return Err(Error::cli(what(), "give one of -t, --image, --from-dir and --from-tar")),
         };
-        let opts = images::CreateOptions { storage: args.storage, privileged, networks: &networks, ipv4, devbox };
         images::create(paths, name, image, &opts, &mut |n| notify(&n))?
     };
     notify(&created.notices);
@@ -140,6 +147,13 @@ pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Res
 
 pub fn restart(paths: &Paths, name: &str, timeout: Option<u64>, force: bool, wait: bool) -> Result<u8, Error> {
     if container::observe(paths, name).status != Status::Stopped {
+        if crate::config::Config::load(&paths.config(name)).is_ok_and(|c| c.ephemeral) {
+            return Err(Error::with_hint(
+                format!("restart {name}"),
+                "it is ephemeral: stopping it destroys it",
+                format!("reboot it from inside (`hutch exec {name} -- reboot`), which keeps it"),
+            ));
+        }
         stop(paths, name, timeout, force)?;
     }
     start(paths, name, wait, Format::Text)

@@ -209,6 +209,20 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: file_cmd::FileCmd,
     },
+    /// Copy a container (or one of its snapshots, SRC/SNAP) to a new one with its own identity
+    Copy {
+        /// SRC or SRC/SNAP
+        src: String,
+        dst: String,
+        /// How the copy's rootfs is stored (default: as the source's)
+        #[arg(long, value_name = "KIND", value_enum)]
+        storage: Option<crate::storage::Kind>,
+        /// Destroy the copy when it stops
+        #[arg(long)]
+        ephemeral: bool,
+    },
+    /// Rename a stopped container (its DNS name follows)
+    Rename { old: String, new: String },
     /// Snapshots of a container's rootfs: create, list, restore, delete, rename
     Snapshot {
         #[command(subcommand)]
@@ -258,6 +272,9 @@ pub struct CreateArgs {
     /// with its home shared at the same path and passwordless sudo
     #[arg(long)]
     pub devbox: bool,
+    /// Destroy the container when it stops (a reboot from inside keeps it)
+    #[arg(long)]
+    pub ephemeral: bool,
     /// The host user of a dev box (default: SUDO_USER)
     #[arg(long, value_name = "USER", requires = "devbox")]
     pub user: Option<String>,
@@ -480,6 +497,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         ));
     }
     let paths = Paths::new(cli.root.as_deref());
+    notify(&crate::container::sweep_ephemeral(&paths));
     match cli.cmd {
         Cmd::Create(args) => lifecycle::create(&paths, args, true).map(|_| 0),
         Cmd::Launch { create, wait } => {
@@ -511,6 +529,22 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Config { cmd } => config_cmd::run(&paths, cmd),
         Cmd::File { cmd } => file_cmd::run(&paths, cmd),
         Cmd::Snapshot { cmd } => snapshot_cmd::run(&paths, cmd),
+        Cmd::Copy { src, dst, storage, ephemeral } => {
+            notify(&crate::container::copy(
+                &paths,
+                &crate::container::CopyFrom::parse(&src),
+                &dst,
+                storage,
+                ephemeral,
+            )?);
+            out!("Copied {src} to {dst}");
+            Ok(0)
+        }
+        Cmd::Rename { old, new } => {
+            notify(&crate::container::rename(&paths, &old, &new)?);
+            out!("Renamed {old} to {new}");
+            Ok(0)
+        }
     }
 }
 

@@ -34,11 +34,11 @@ pub struct Created {
 }
 
 /// Releases a create's address reservations unless disarmed.
-struct Reserved<'a> {
-    paths: &'a Paths,
-    name: &'a str,
-    nics: &'a [crate::config::Nic],
-    armed: bool,
+pub(super) struct Reserved<'a> {
+    pub paths: &'a Paths,
+    pub name: &'a str,
+    pub nics: &'a [crate::config::Nic],
+    pub armed: bool,
 }
 
 impl Drop for Reserved<'_> {
@@ -50,9 +50,9 @@ impl Drop for Reserved<'_> {
 }
 
 /// Removes its directory unless disarmed.
-struct Staging {
-    path: PathBuf,
-    armed: bool,
+pub(super) struct Staging {
+    pub path: PathBuf,
+    pub armed: bool,
 }
 
 impl Drop for Staging {
@@ -67,16 +67,15 @@ pub fn staging_dir(paths: &Paths, name: &str) -> PathBuf {
     paths.containers().join(format!(".staging-{name}"))
 }
 
-/// `networks`: a NIC on each (eth0, eth1...); empty for none.
+/// `opts.networks`: a NIC on each (eth0, eth1...); empty for none (`opts.storage` is
+/// the image source's).
 pub fn create(
     paths: &Paths,
     name: &str,
     source: &Source,
-    privileged: bool,
-    networks: &[String],
-    ipv4: Option<&str>,
-    devbox: Option<&super::devbox::HostUser>,
+    opts: &super::images::CreateOptions<'_>,
 ) -> Result<Created, Error> {
+    let (privileged, networks, ipv4, devbox) = (opts.privileged, opts.networks, opts.ipv4, opts.devbox);
     crate::base::name::validate(name)?;
     let mut notices = Notices::new();
     if devbox.is_some() && privileged {
@@ -216,6 +215,7 @@ pub fn create(
         config.rootfs.image = Some(meta.id.clone());
     }
     config.nics = nics.clone();
+    config.ephemeral = opts.ephemeral;
     if let Some(user) = devbox {
         let (mut map, _) = crate::idmap::root_map(Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
         (map.identity_uid, map.identity_gid) = (Some(user.uid), Some(user.gid));
@@ -245,7 +245,7 @@ pub fn create(
     Ok(Created { init_family: family, distro, config, notices })
 }
 
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(super) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE)?;
     std::fs::File::open(to.parent().unwrap_or(Path::new("/")))?.sync_all()
 }

@@ -61,10 +61,21 @@ impl Customization {
 
     /// Writes into the rootfs at `root` (its host path, or its merged overlay view).
     pub fn apply(&self, root: &Path) -> Result<(), Error> {
+        self.apply_with(root, false)
+    }
+
+    /// `apply`, keeping the machine-id the rootfs has when `keep_machine_id` and it is a
+    /// valid one (a renamed container is still the same machine).
+    pub fn apply_with(&self, root: &Path, keep_machine_id: bool) -> Result<(), Error> {
         match &self.distro {
             Some(eff) => {
-                let ctx =
+                let mut ctx =
                     distro::Context::new(&self.name, &self.name).map_err(super::io_err("read", "/dev/urandom"))?;
+                if keep_machine_id {
+                    if let Some(id) = current_machine_id(root) {
+                        ctx.machine_id = id;
+                    }
+                }
                 distro::apply(root, eff, &ctx)?;
                 Ok(())
             }
@@ -73,4 +84,11 @@ impl Customization {
                 .map_err(super::io_err("write /etc/hostname in", root)),
         }
     }
+}
+
+/// The rootfs's /etc/machine-id, read inside it, when it holds 32 lowercase hex digits.
+fn current_machine_id(root: &Path) -> Option<String> {
+    let bytes = rootfs::in_root::read_file_in_root(root, "/etc/machine-id", 64).ok()?;
+    let id = String::from_utf8(bytes).ok()?.trim().to_string();
+    (id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(id)
 }

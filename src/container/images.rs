@@ -37,6 +37,8 @@ pub struct CreateOptions<'a> {
     pub ipv4: Option<&'a str>,
     /// Make it a dev box for this host user.
     pub devbox: Option<&'a super::devbox::HostUser>,
+    /// Destroyed when it stops.
+    pub ephemeral: bool,
 }
 
 /// Creates `name` from an image, holding the cache lock from the image's lookup to the
@@ -65,7 +67,7 @@ pub fn create(
         ImageRef::Cached(image) => Cache::new(paths).resolve(image)?,
     };
     let source = Source::Image { meta: Box::new(meta), storage: opts.storage };
-    super::create(paths, name, &source, opts.privileged, opts.networks, opts.ipv4, opts.devbox)
+    super::create(paths, name, &source, opts)
 }
 
 /// Fetches or builds an image into the cache, again if it is there already.

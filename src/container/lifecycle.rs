@@ -92,6 +92,13 @@ pub fn start(paths: &Paths, name: &str, wait: bool) -> Result<Started, Error> {
     }
     check_startable(&c)?;
     prepare_host(&c, &mut notices)?;
+    if c.config.ephemeral {
+        // Marks it as started: if it ends up stopped but not destroyed (the host went
+        // down), the next command destroys it (`sweep_ephemeral`).
+        let marker = paths.ephemeral_marker(name);
+        fsutil::ensure_dir(&paths.ephemeral_markers(), 0o700).map_err(io_err("create", paths.ephemeral_markers()))?;
+        fsutil::atomic_write(&marker, b"", 0o600).map_err(io_err("write", &marker))?;
+    }
     // A dev box's first boot installs sudo once it is up, so its start waits.
     let devbox = c.config.devbox.is_some();
     let wait = wait || devbox;
@@ -285,10 +292,17 @@ fn spawn_monitor(paths: &Paths, name: &str, status: &OwnedFd, lock: &Lock) -> Re
 
 /// Stops the container: the init's halt signal, then, after `timeout` seconds (or at
 /// once with `force`), SIGKILL to everything in its cgroup. Returns how it ended.
+/// An ephemeral container is destroyed once stopped.
 pub fn stop(paths: &Paths, name: &str, timeout: Option<u64>, force: bool) -> Result<(String, Notices), Error> {
     require_exists(paths, name)?;
-    let _lock = lock(paths, name)?;
-    stop_locked(paths, name, config_if_readable(paths, name).as_ref(), timeout, force)
+    let lock = lock(paths, name)?;
+    let config = config_if_readable(paths, name);
+    let (mut detail, mut notices) = stop_locked(paths, name, config.as_ref(), timeout, force)?;
+    if config.as_ref().is_some_and(|c| c.ephemeral) {
+        notices.extend(destroy_locked(paths, name, lock, config.as_ref())?);
+        detail.push_str("; destroyed (it was ephemeral)");
+    }
+    Ok((detail, notices))
 }
 
 pub(crate) fn stop_locked(
@@ -446,6 +460,13 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
         let (_, more) = stop_locked(paths, name, config.as_ref(), Some(0), true)?;
         notices.extend(more);
     }
+    notices.extend(destroy_locked(paths, name, lock, config.as_ref())?);
+    Ok(notices)
+}
+
+/// Removes the stopped container `name`, whose lock is `lock`.
+fn destroy_locked(paths: &Paths, name: &str, lock: Lock, config: Option<&Config>) -> Result<Notices, Error> {
+    let notices = Notices::new();
     // Rename first: a destroy killed half-way leaves a trash directory, never a
     // half-deleted container that still looks real.
     let dir = paths.container(name);
@@ -457,8 +478,58 @@ pub fn destroy(paths: &Paths, name: &str, force: bool) -> Result<Notices, Error>
     std::fs::rename(&dir, &trash).map_err(io_err("move aside", &dir))?;
     fsutil::remove_tree(&trash).map_err(io_err("remove", &trash))?;
     fsutil::remove_tree_atomically(&paths.runtime(name)).map_err(io_err("remove", paths.runtime(name)))?;
+    fsutil::remove_file_if_exists(&paths.ephemeral_marker(name))
+        .map_err(io_err("remove", paths.ephemeral_marker(name)))?;
     lock.remove_file().map_err(io_err("remove", paths.lock(name)))?;
     Ok(notices)
+}
+
+/// Called by the monitor when an ephemeral container ended by itself (a poweroff
+/// inside, a kill): destroys it, unless it is up again or no longer ephemeral.
+pub fn remove_ephemeral(paths: &Paths, name: &str) -> Result<(), Error> {
+    let lock = lock(paths, name)?;
+    let Some(config) = config_if_readable(paths, name).filter(|c| c.ephemeral) else { return Ok(()) };
+    let obs = reconcile(paths, name, Some(&config), &mut Notices::new())?;
+    if obs.status == Status::Stopped {
+        destroy_locked(paths, name, lock, Some(&config))?;
+    }
+    Ok(())
+}
+
+/// Destroys the ephemeral containers that were started and are stopped without
+/// having been destroyed (their host went down under them). Containers another
+/// command holds are left for later.
+pub fn sweep_ephemeral(paths: &Paths) -> Notices {
+    let mut notices = Notices::new();
+    let Ok(rd) = std::fs::read_dir(paths.ephemeral_markers()) else { return notices };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if crate::base::name::validate(&name).is_err() {
+            continue;
+        }
+        if !paths.config(&name).exists() {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        let Ok(Some(lock)) = Lock::try_acquire(&paths.lock(&name)) else { continue };
+        let config = config_if_readable(paths, &name);
+        if !config.as_ref().is_some_and(|c| c.ephemeral) {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        match reconcile(paths, &name, config.as_ref(), &mut notices) {
+            Ok(obs) if obs.status == Status::Stopped => match destroy_locked(paths, &name, lock, config.as_ref()) {
+                Ok(more) => {
+                    notices.extend(more);
+                    notices
+                        .push(format!("destroyed ephemeral container {name}, which stopped without being destroyed"));
+                }
+                Err(err) => notices.push(format!("failed to destroy ephemeral container {name}: {err}")),
+            },
+            _ => {}
+        }
+    }
+    notices
 }
 
 /// Removes what interrupted commands left in the containers directory: trash from a

@@ -2,6 +2,7 @@
 //! stop, kill, freeze, destroy, plus observation (what state is a container in?) and
 //! reconciliation (clearing what a crash or host reboot left behind).
 
+mod copy;
 mod create;
 mod customize;
 pub mod devbox;
@@ -11,11 +12,16 @@ pub mod limits;
 pub mod mounts;
 mod observe;
 pub mod ports;
+mod rename;
 pub mod snapshots;
 
+pub use copy::{From as CopyFrom, copy};
 pub use create::{Created, Source, create};
-pub use lifecycle::{Started, collect_leftovers, destroy, freeze, kill, require_exists, start, stop};
+pub use lifecycle::{
+    Started, collect_leftovers, destroy, freeze, kill, remove_ephemeral, require_exists, start, stop, sweep_ephemeral,
+};
 pub use observe::{Observed, Status, Unknown, list_names, observe, reconcile};
+pub use rename::rename;
 
 use std::path::PathBuf;
 

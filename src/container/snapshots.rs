@@ -103,12 +103,12 @@ pub fn create(paths: &Paths, name: &str, snap: Option<&str>) -> Result<(String, 
 
 /// A running container frozen for the length of a snapshot (thawed on drop, unless it
 /// was frozen before).
-struct Frozen {
+pub(crate) struct Frozen {
     cgroup: Option<crate::cgroup::ContainerCgroup>,
 }
 
 impl Frozen {
-    fn new(paths: &Paths, name: &str, status: Status) -> Result<Frozen, Error> {
+    pub(crate) fn new(paths: &Paths, name: &str, status: Status) -> Result<Frozen, Error> {
         let obs = super::observe(paths, name);
         let state = obs.state.ok_or_else(|| Error::NotRunning { action: "snapshot", name: name.into() })?;
         if status == Status::Frozen {
@@ -119,7 +119,7 @@ impl Frozen {
     }
 
     /// Writes the container's dirty data to disk (the filesystem holding `dir`).
-    fn sync(&self, dir: &std::path::Path) -> Result<(), Error> {
+    pub(crate) fn sync(&self, dir: &std::path::Path) -> Result<(), Error> {
         let f = std::fs::File::open(dir).map_err(super::io_err("open", dir))?;
         rustix::fs::syncfs(&f).map_err(|e| super::io_err("sync the filesystem of", dir)(e.into()))
     }

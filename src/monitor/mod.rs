@@ -434,6 +434,13 @@ impl Monitor {
         if let Err(e) = fsutil::remove_tree_atomically(&self.paths.runtime(&self.name)) {
             tracing::warn!("failed to remove {}: {e}", self.paths.runtime(&self.name).display());
         }
+        let waiters = self.stop.as_ref().map_or(0, |s| s.waiters.len());
+        if self.config.ephemeral && waiters == 0 {
+            // Nobody's `hutch stop` will destroy it (that one does, once answered).
+            if let Err(e) = crate::container::remove_ephemeral(&self.paths, &self.name) {
+                tracing::error!("failed to destroy the ephemeral container: {e}");
+            }
+        }
         if let Some(stop) = self.stop.take() {
             for mut w in stop.waiters {
                 let mut r = Response::ok();

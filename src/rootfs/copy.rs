@@ -52,6 +52,18 @@ pub fn copy_tree(src: &Path, dst: &Path, devices: bool) -> io::Result<Stats> {
     Ok(c.stats)
 }
 
+/// Copies the contents of the tree at `src` into the existing empty directory `dst`
+/// (a new btrfs subvolume, say), and gives `dst` the owner, mode and times of `src`.
+pub fn copy_into(src: &Path, dst: &Path, devices: bool) -> io::Result<Stats> {
+    let root = rustix::fs::open(src, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| ctx(e.into(), src))?;
+    let st = rustix::fs::fstat(&root).map_err(|e| ctx(e.into(), src))?;
+    let mut c = Copier { stats: Stats::default(), hardlinks: HashMap::new(), devices };
+    c.entries(&root, src, dst)?;
+    finish(Some(&root), None, &st, dst)?;
+    Ok(c.stats)
+}
+
 struct Copier {
     stats: Stats,
     /// (dev, inode) of multiply-linked files already copied → their copy.
@@ -68,6 +80,13 @@ impl Copier {
     fn dir(&mut self, fd: &OwnedFd, st: &Stat, src: &Path, dst: &Path) -> io::Result<()> {
         fs::DirBuilder::new().mode(0o700).create(dst).map_err(|e| ctx(e, dst))?;
         self.stats.dirs += 1;
+        self.entries(fd, src, dst)?;
+        // Ownership, mode, xattrs and times last, so the children did not disturb them.
+        finish(Some(fd), None, st, dst)
+    }
+
+    /// Copies every entry of the directory open at `fd` into `dst`.
+    fn entries(&mut self, fd: &OwnedFd, src: &Path, dst: &Path) -> io::Result<()> {
         let mut names: Vec<OsString> = Vec::new();
         for entry in rustix::fs::Dir::read_from(fd).map_err(|e| ctx(e.into(), src))? {
             let entry = entry.map_err(|e| ctx(e.into(), src))?;
@@ -80,8 +99,7 @@ impl Copier {
         for name in names {
             self.entry(fd, &name, &src.join(&name), &dst.join(&name))?;
         }
-        // Ownership, mode, xattrs and times last, so the children did not disturb them.
-        finish(Some(fd), None, st, dst)
+        Ok(())
     }
 
     fn entry(&mut self, dir: &OwnedFd, name: &OsStr, src: &Path, dst: &Path) -> io::Result<()> {

@@ -12,7 +12,7 @@ mod reservations;
 
 pub(crate) use bringup::{dnsmasq_pid, nft_apply, up};
 use bringup::{down_locked, up_locked};
-pub(crate) use reservations::{load_reservations, release, release_stale, reserve};
+pub(crate) use reservations::{load_reservations, release, release_stale, rename as rename_reservations, reserve};
 
 use super::Error;
 use super::addr::{self, V4Net, V6Net};

@@ -83,6 +83,26 @@ pub(crate) fn reserve(
     Ok(ip)
 }
 
+/// Hands `old`'s reservations on network `name` to `new` (a renamed container keeps
+/// its addresses, and its DNS name follows). Returns how many moved.
+pub(crate) fn rename(paths: &Paths, name: &str, old: &str, new: &str) -> Result<usize, Error> {
+    let _lock = lock(paths, name)?;
+    let mut r = load_reservations(paths, name)?;
+    let mut moved = 0;
+    for x in r.list.iter_mut().filter(|x| x.container == old) {
+        x.container = new.into();
+        moved += 1;
+    }
+    if moved > 0 {
+        save_reservations(paths, name, &r)?;
+        if let Ok(Some(net)) = load(paths, name) {
+            write_dns_files(paths, &net)?;
+            reload_dnsmasq(paths, &net);
+        }
+    }
+    Ok(moved)
+}
+
 /// Frees `container`'s reservations on `name` that none of `keep` matches.
 pub(crate) fn release_stale(
     paths: &Paths,
