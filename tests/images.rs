@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Hutch, require};
+use common::{Hutch, ScratchBtrfs, require};
 
 /// A static file server on 127.0.0.1 that logs request paths and can be told to cut
 /// a file short or stall on it.
@@ -387,35 +387,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::File::open(&src).unwrap().read_to_end(&mut data).unwrap();
             std::fs::write(&dst, data).unwrap();
         }
-    }
-}
-
-/// A loop-mounted scratch btrfs filesystem, unmounted and removed on drop.
-struct ScratchBtrfs {
-    image: PathBuf,
-    mnt: PathBuf,
-}
-
-impl ScratchBtrfs {
-    fn new(name: &str) -> ScratchBtrfs {
-        let base = PathBuf::from(format!("/var/tmp/hutch-it/{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&base).unwrap();
-        let image = base.join("fs.img");
-        std::fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
-        let mnt = base.join("mnt");
-        std::fs::create_dir_all(&mnt).unwrap();
-        // Test scaffolding only: the product itself never runs mkfs or mount.
-        let ok = |c: &mut std::process::Command| assert!(c.status().unwrap().success(), "{c:?}");
-        ok(std::process::Command::new("mkfs.btrfs").arg("-q").arg(&image));
-        ok(std::process::Command::new("mount").arg("-o").arg("loop").arg(&image).arg(&mnt));
-        ScratchBtrfs { image, mnt }
-    }
-}
-
-impl Drop for ScratchBtrfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
-        let _ = std::fs::remove_dir_all(self.image.parent().unwrap());
     }
 }
 

@@ -48,7 +48,6 @@ pub fn create(paths: &Paths, args: CreateArgs, print: bool) -> Result<(), Error>
     if args.ipv4.is_some() && networks.is_empty() {
         return Err(Error::cli(what(), "--ipv4 needs a network"));
     }
-    notify(&container::collect_leftovers(paths));
     let ipv4 = args.ipv4.as_deref();
     let devbox = match args.devbox {
         true => {

@@ -497,6 +497,9 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         ));
     }
     let paths = Paths::new(cli.root.as_deref());
+    // What interrupted commands and a host that went down left: cheap to look for
+    // (two directory reads), and the next command, whichever it is, clears it.
+    notify(&crate::container::collect_leftovers(&paths));
     notify(&crate::container::sweep_ephemeral(&paths));
     match cli.cmd {
         Cmd::Create(args) => lifecycle::create(&paths, args, true).map(|_| 0),

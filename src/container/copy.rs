@@ -49,6 +49,9 @@ pub fn copy(paths: &Paths, from: &From, dst: &str, kind: Option<Kind>, ephemeral
         crate::base::name::validate(s)
             .map_err(|e| Error::BadSnapshotName { snap: s.into(), message: e.to_string() })?;
     }
+    if from.name == dst {
+        return Err(Error::Exists { name: dst.into() });
+    }
     // Both locks, in name order, so two copies between the same containers never
     // wait for each other.
     let (first, second) = if from.name < dst { (from.name, dst) } else { (dst, from.name) };

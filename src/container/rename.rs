@@ -17,6 +17,9 @@ use crate::storage;
 pub fn rename(paths: &Paths, old: &str, new: &str) -> Result<Notices, Error> {
     super::require_exists(paths, old)?;
     crate::base::name::validate(new)?;
+    if old == new {
+        return Err(Error::Exists { name: new.into() });
+    }
     let (first, second) = if old < new { (old, new) } else { (new, old) };
     let locks = (lock(paths, first)?, lock(paths, second)?);
     let mut notices = Notices::new();

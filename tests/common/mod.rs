@@ -264,3 +264,32 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A loop-mounted scratch btrfs filesystem, unmounted and removed on drop.
+pub struct ScratchBtrfs {
+    pub image: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl ScratchBtrfs {
+    pub fn new(name: &str) -> ScratchBtrfs {
+        let base = PathBuf::from(format!("/var/tmp/hutch-it/{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        let image = base.join("fs.img");
+        std::fs::File::create(&image).unwrap().set_len(1 << 30).unwrap();
+        let mnt = base.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        // Test scaffolding only: the product itself never runs mkfs or mount.
+        let ok = |c: &mut std::process::Command| assert!(c.status().unwrap().success(), "{c:?}");
+        ok(std::process::Command::new("mkfs.btrfs").arg("-q").arg(&image));
+        ok(std::process::Command::new("mount").arg("-o").arg("loop").arg(&image).arg(&mnt));
+        ScratchBtrfs { image, mnt }
+    }
+}
+
+impl Drop for ScratchBtrfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(self.image.parent().unwrap());
+    }
+}
