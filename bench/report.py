@@ -78,6 +78,18 @@ ROWS = [
     ("unpack", "unpack.tar-syncfs.zst", "GNU tar -xpf .tar.zst, then syncfs", "s", 1000),
     ("unpack", "unpack.hutch.zst", "hutch image import .tar.zst", "s", 1000),
 ]
+for _size, _what in (("small", "as created"), ("1g", "with 1 GiB of its own data")):
+    FIGURES += [
+        ("snap", f"snap.create.hutch-overlay.{_size}", f"hutch snapshot create, overlay, {_what}", "ms", 1),
+        ("snap", f"snap.create.hutch-btrfs.{_size}", f"hutch snapshot create, btrfs, {_what}", "ms", 1),
+        ("snap", f"snap.create.lxc.{_size}", f"lxc-snapshot (overlay clone), {_what}", "ms", 1),
+        ("snap", f"snap.restore.hutch-overlay.{_size}", f"hutch snapshot restore, overlay, {_what}", "ms", 1),
+        ("snap", f"snap.restore.hutch-btrfs.{_size}", f"hutch snapshot restore, btrfs, {_what}", "ms", 1),
+        ("snap", f"snap.restore.lxc.{_size}", f"lxc-snapshot -r, {_what}", "ms", 1),
+        ("copy", f"copy.hutch-overlay.{_size}", f"hutch copy, overlay, {_what}", "ms", 1),
+        ("copy", f"copy.hutch-btrfs.{_size}", f"hutch copy, btrfs, {_what}", "ms", 1),
+        ("copy", f"copy.lxc.{_size}", f"lxc-copy -s -B overlay, {_what}", "ms", 1),
+    ]
 
 SECTIONS = {
     "share": "1a. hutch's own share of a boot (CLI invoked → init exec'd, from `hutch info`'s start timeline)",
@@ -92,6 +104,8 @@ SECTIONS = {
     "density": "6a. Density: time until all N are ready",
     "densmem": "6b. Density: memory with all N running",
     "unpack": "7. Rootfs unpack",
+    "snap": "8a. Snapshot create and restore of a stopped container",
+    "copy": "8b. Copy of a stopped container",
 }
 
 # (label, hutch key, peer key)
@@ -123,6 +137,10 @@ RATIOS = [
     ("unpack .tar.xz vs GNU tar + syncfs", "unpack.hutch.xz", "unpack.tar-syncfs.xz"),
     ("unpack .tar.zst vs GNU tar", "unpack.hutch.zst", "unpack.tar.zst"),
     ("unpack .tar.zst vs GNU tar + syncfs", "unpack.hutch.zst", "unpack.tar-syncfs.zst"),
+    ("snapshot create, overlay, 1 GiB, vs lxc-snapshot", "snap.create.hutch-overlay.1g", "snap.create.lxc.1g"),
+    ("snapshot restore, overlay, 1 GiB, vs lxc-snapshot -r", "snap.restore.hutch-overlay.1g", "snap.restore.lxc.1g"),
+    ("copy, btrfs, 1 GiB, vs lxc-copy -s", "copy.hutch-btrfs.1g", "copy.lxc.1g"),
+    ("copy, overlay, 1 GiB, vs lxc-copy -s", "copy.hutch-overlay.1g", "copy.lxc.1g"),
 ]
 
 TOOLS = [("hutch", "#1f6fb4"), ("lxc", "#e0861a"), ("[lxc", "#e0861a"), ("nspawn", "#4c9a3c"),
@@ -226,6 +244,12 @@ def goals(figs):
         if h:
             goal(f"monitor under 2 MiB RSS ({'privileged' if mode == 'priv' else 'unprivileged'})",
                  f"{h:.2f} MiB", h < 2)
+    for kind in ("overlay", "btrfs"):
+        for op, limit in (("create", 50), ("restore", 100)):
+            vals = [med(f"snap.{op}.hutch-{kind}.{size}") for size in ("small", "1g")]
+            if all(v is not None for v in vals):
+                goal(f"snapshot {op} at most {limit} ms on {kind}, whatever the data (small, 1 GiB)",
+                     f"{vals[0]:.0f}, {vals[1]:.0f} ms", max(vals) <= limit)
     for f in ("xz", "zst"):
         h, t = med(f"unpack.hutch.{f}"), med(f"unpack.tar.{f}")
         if h and t:

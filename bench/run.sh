@@ -42,6 +42,7 @@ have systemd-nspawn || pkgs+=(systemd-container)
 have hyperfine || pkgs+=(hyperfine)
 have nsenter || pkgs+=(util-linux)
 have rsync || pkgs+=(rsync) # lxc-copy copies dir rootfs with it
+have mkfs.btrfs || pkgs+=(btrfs-progs) # figure 8 makes a scratch btrfs
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "bench: installing ${pkgs[*]}"
     # Keep the packages' services (lxc-net's bridge, lxc autostart) from starting.
@@ -72,6 +73,7 @@ CGS=hbench-$$ # the parent of the cgroups this script makes for nspawn
 NSPAWN_RUNDIRS= # what systemd-nspawn makes in /run and this script removes again
 for d in /run/systemd/nspawn /run/systemd/nspawn-uid; do [ -d $d ] || NSPAWN_RUNDIRS="$NSPAWN_RUNDIRS $d"; done
 H() { "$BIN" --root "$HR" "$@"; }
+HB() { "$BIN" --root "$W/btrfs/hutch" "$@"; } # a tree on the scratch btrfs of figure 8
 
 cleanup() {
     set +e
@@ -80,6 +82,7 @@ cleanup() {
     done
     for c in $(ls "$HR/containers" 2>/dev/null); do H destroy --force "$c" >/dev/null 2>&1; done
     for c in $(ls "$W/unpack/containers" 2>/dev/null); do "$BIN" --root "$W/unpack" destroy --force "$c" >/dev/null 2>&1; done
+    for c in $(ls "$W/btrfs/hutch/containers" 2>/dev/null); do HB destroy --force "$c" >/dev/null 2>&1; done
     for c in $(lxc-ls -P "$L" 2>/dev/null); do
         lxc-stop -P "$L" -n "$c" -k >/dev/null 2>&1
         lxc-destroy -P "$L" -n "$c" >/dev/null 2>&1
@@ -426,6 +429,60 @@ unpack_cycle() {
     rm -rf "$W/x"
 }
 
+# --- figure 8: snapshots and copies -------------------------------------------------------
+# Stopped containers, each as created ("small") and with 1 GiB of its own data written into
+# the layer it owns ("1g": overlay's upper directory, the btrfs subvolume, LXC's overlay
+# delta), so a figure that grows with the data shows it. hutch on overlay (this host's
+# ext4) and on btrfs (a scratch loop filesystem made for the run, test scaffolding only);
+# LXC's lxc-snapshot and lxc-copy -s on an overlay clone of the base (lxc-snapshot of an
+# overlay container makes an overlay clone: it copies the delta).
+snap_setup() {
+    truncate -s 6G "$W/btrfs.img"
+    quiet mkfs.btrfs -q "$W/btrfs.img"
+    mkdir -p "$W/btrfs"
+    mount -o loop "$W/btrfs.img" "$W/btrfs"
+    quiet HB image import "$W/rootfs.tar.zst" --alias deb
+}
+fill() { # DIR: 1 GiB of data in DIR/root/fill, on disk
+    mkdir -p "$1/root"
+    dd if=/dev/urandom of="$1/root/fill" bs=1M count=1024 status=none
+    sync -f "$1/root/fill"
+}
+snap_cycle() {
+    local size tools=(hutch-overlay hutch-btrfs lxc) i tool n t
+    for size in small 1g; do
+        quiet H create "${TAG}so$size" --image deb --network none
+        quiet HB create "${TAG}sb$size" --image deb --network none
+        quiet lxc-copy -P "$L" -n "$BASE" -N "${TAG}sl$size" -s -B overlay
+        if [ $size = 1g ]; then
+            fill "$HR/containers/${TAG}so$size/overlay/upper"
+            fill "$W/btrfs/hutch/containers/${TAG}sb$size/rootfs"
+            fill "$L/${TAG}sl$size/overlay/delta"
+        fi
+        for i in 0 1 2; do
+            tool=${tools[$(( (i + RUN) % 3 ))]}
+            sync
+            case $tool in
+            hutch-overlay) n=${TAG}so$size
+                t=$(us); quiet H snapshot create "$n" s1; rec "snap.create.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet H snapshot restore "$n" s1; rec "snap.restore.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet H copy "$n" "${n}c"; rec "copy.$tool.$size" "$(ms_since "$t")" ;;
+            hutch-btrfs) n=${TAG}sb$size
+                t=$(us); quiet HB snapshot create "$n" s1; rec "snap.create.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet HB snapshot restore "$n" s1; rec "snap.restore.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet HB copy "$n" "${n}c"; rec "copy.$tool.$size" "$(ms_since "$t")" ;;
+            lxc) n=${TAG}sl$size
+                t=$(us); quiet lxc-snapshot -P "$L" -n "$n"; rec "snap.create.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet lxc-snapshot -P "$L" -n "$n" -r snap0; rec "snap.restore.$tool.$size" "$(ms_since "$t")"
+                t=$(us); quiet lxc-copy -P "$L" -n "$n" -N "${n}c" -s -B overlay; rec "copy.$tool.$size" "$(ms_since "$t")" ;;
+            esac
+        done
+        for n in "${TAG}so$size" "${TAG}so${size}c"; do discard hutch "$n"; done
+        for n in "${TAG}sb$size" "${TAG}sb${size}c"; do HB destroy "$n" >/dev/null; done
+        for n in "${TAG}sl${size}c" "${TAG}sl$size"; do lxc-destroy -P "$L" -n "$n" -s >/dev/null 2>&1 || discard lxc "$n"; done
+    done
+}
+
 # --- figure 6: density ---------------------------------------------------------------------
 density_round() {
     local tools=(hutch lxc) modes=(seq par) i j tool mode k n t before pending p s
@@ -504,6 +561,9 @@ for RUN in $(seq "$RUNS"); do
     create_cycle
     log "run $RUN: unpack"
     unpack_cycle
+    log "run $RUN: snapshots and copies"
+    [ "$RUN" -gt 1 ] || snap_setup
+    snap_cycle
     [ "$RUN" -gt "$DRUNS" ] || density_round
 done
 RUN=0
