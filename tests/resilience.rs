@@ -144,16 +144,17 @@ fn an_interrupted_create_leaves_no_container() {
     child.wait().unwrap();
     assert!(staging.exists(), "the copy finished before it could be interrupted");
 
-    // Not a container: list and info do not see it, start refuses.
-    let list: serde_json::Value = serde_json::from_str(&h.ok(&["list", "--format", "json"])).unwrap();
-    assert_eq!(list["containers"].as_array().unwrap().len(), 0);
-    h.fails(&["start", "half"]);
-    // The next create cleans up and says so.
-    let bb = img.busybox().display().to_string();
-    let out = h.run(&["create", "half", "--from-dir", &bb]);
+    // Not a container: list does not see it, and (as every command does) clears it
+    // and says so; start refuses.
+    let out = h.run(&["list", "--format", "json"]);
     assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["containers"].as_array().unwrap().len(), 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!staging.exists());
+    h.fails(&["start", "half"]);
+    let bb = img.busybox().display().to_string();
+    h.ok(&["create", "half", "--from-dir", &bb]);
     h.ok(&["start", "half", "--wait"]);
     h.ok(&["destroy", "--force", "half"]);
     h.assert_gone("half");

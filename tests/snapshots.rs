@@ -128,7 +128,17 @@ fn snapshots_restore_byte_for_byte_on_btrfs() {
     let ino =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(h.paths().container("bt2").join("rootfs")).unwrap());
     assert_eq!(ino, 256, "a copy on btrfs is a snapshot");
-    for c in ["bt", "bt2"] {
+    // Imported on a btrfs root, the rootfs and each snapshot are subvolumes again.
+    let file = h.root.join("bt.hutch").display().to_string();
+    h.ok(&["export", "bt", &file, "--snapshots", "--compression", "xz"]);
+    h.ok(&["import", &file, "bt3"]);
+    assert_eq!(h.ok(&["config", "get", "bt3", "rootfs.storage"]).trim(), "btrfs");
+    let subvol =
+        |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(h.paths().container("bt3").join(p)).unwrap());
+    assert_eq!((subvol("rootfs"), subvol("snapshots/second/rootfs")), (256, 256));
+    assert_eq!(snapshot_names(&h, "bt3"), snapshot_names(&h, "bt"));
+    h.ok(&["snapshot", "restore", "bt3", "second"]);
+    for c in ["bt", "bt2", "bt3"] {
         h.ok(&["destroy", c]);
         h.assert_gone(c);
     }
@@ -323,4 +333,103 @@ fn a_killed_snapshot_or_copy_leaves_no_half_state() {
     h.ok(&["copy", "big", "dup"]);
     h.ok(&["destroy", "dup"]);
     h.assert_gone("dup");
+
+    // A killed export leaves no file (it has no name until complete); a killed import
+    // leaves a staging directory the next command clears.
+    let out_dir = h.root.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let file = out_dir.join("big.hutch").display().to_string();
+    kill_when(&h, &["export", "big", &file, "--compression", "none"], || {
+        std::thread::sleep(Duration::from_millis(300));
+        true
+    });
+    let left = entries(&out_dir);
+    assert!(left.is_empty() || left == ["big.hutch"], "{left:?}");
+    if left.is_empty() {
+        h.ok(&["export", "big", &file, "--compression", "none"]);
+    }
+    h.ok(&["import", &file, "imp0"]);
+    h.ok(&["destroy", "imp0"]);
+    kill_when(&h, &["import", &file, "imp"], || {
+        std::fs::read_dir(containers.join(".staging-imp").join("rootfs")).is_ok_and(|mut rd| rd.next().is_some())
+    });
+    assert!(!h.paths().container("imp").exists(), "a killed import is no container");
+    let out = h.run(&["list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left by an interrupted command"), "{out:?}");
+    assert!(!entries(&containers).iter().any(|n| n.starts_with('.')), "{:?}", entries(&containers));
+    h.ok(&["import", &file, "imp"]);
+    h.ok(&["destroy", "imp"]);
+    h.assert_gone("imp");
+}
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn an_export_with_two_snapshots_boots_on_a_second_root() {
+    let Some(img) = require("snapshots_export", &[]) else {
+        return;
+    };
+    let h = Hutch::new("export-from");
+    h.create("bk", &img.debian(), &[]);
+    h.ok(&["start", "bk", "--wait"]);
+    h.exec("bk", &["sh", "-c", "echo one > /root/data"]);
+    h.ok(&["snapshot", "create", "bk", "first"]);
+    h.exec("bk", &["sh", "-c", "echo two > /root/data"]);
+    h.ok(&["snapshot", "create", "bk", "second"]);
+    h.exec("bk", &["sh", "-c", "echo three > /root/data"]);
+    let machine_id = h.exec("bk", &["cat", "/etc/machine-id"]);
+    let mac = h.info("bk")["nics"][0]["mac"].clone();
+    // Exported while it runs: frozen for the time it takes, running after.
+    let file = h.root.join("bk.hutch");
+    let f = file.display().to_string();
+    assert!(h.ok(&["export", "bk", &f, "--snapshots"]).contains("and 2 snapshots"));
+    assert_eq!(h.state("bk"), "running");
+    let err = h.fails(&["export", "bk", &f]);
+    assert!(err.contains("already exists") && err.contains("another file name"), "{err}");
+    h.ok(&["stop", "bk"]);
+
+    // A damaged copy is refused whole: nothing is created, nothing is left.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    let bad = h.root.join("bad.hutch");
+    std::fs::write(&bad, &bytes).unwrap();
+    let h2 = Hutch::new("export-to");
+    let err = h2.fails(&["import", &bad.display().to_string()]);
+    assert!(err.contains("failed to read the archive") && err.contains("nothing was imported"), "{err}");
+    assert!(entries(&h2.paths().containers()).is_empty(), "{:?}", entries(&h2.paths().containers()));
+    let err = h2.fails(&["import", "/nonexistent/bk.hutch"]);
+    assert!(err.contains("/nonexistent/bk.hutch"), "{err}");
+
+    // On a second root: it boots clean as itself, with its data and its snapshots.
+    assert!(h2.ok(&["import", &f]).contains("Imported bk"));
+    assert_eq!(snapshot_names(&h2, "bk"), ["first", "second"]);
+    assert_eq!(h2.info("bk")["nics"][0]["mac"], mac, "imported under its own name it keeps its MAC");
+    h2.ok(&["start", "bk", "--wait"]);
+    assert_eq!(h2.exec("bk", &["systemctl", "is-system-running"]), "running");
+    assert_eq!(h2.exec("bk", &["cat", "/root/data"]), "three");
+    assert_eq!(h2.exec("bk", &["cat", "/etc/machine-id"]), machine_id);
+    assert_eq!(h2.exec("bk", &["hostname"]), "bk");
+    h2.ok(&["snapshot", "restore", "bk", "first", "--stop"]);
+    assert!(eventually(Duration::from_secs(60), || h2.state("bk") == "running"), "{}", h2.state("bk"));
+    assert_eq!(h2.exec("bk", &["cat", "/root/data"]), "one");
+    assert_eq!(snapshot_names(&h2, "bk"), ["first", "second"], "restoring keeps the newer snapshot");
+    h2.ok(&["snapshot", "restore", "bk", "second", "--stop"]);
+    assert!(eventually(Duration::from_secs(60), || h2.state("bk") == "running"));
+    assert_eq!(h2.exec("bk", &["cat", "/root/data"]), "two");
+    h2.ok(&["destroy", "--force", "bk"]);
+    h2.assert_gone("bk");
+
+    // Back on the first root: the name is taken; under another name it is a copy with
+    // its own identity.
+    let err = h.fails(&["import", &f]);
+    assert!(err.contains("already exists"), "{err}");
+    h.ok(&["import", &f, "bk2"]);
+    assert_ne!(h.info("bk2")["nics"][0]["mac"], mac);
+    let rootfs = h.paths().container("bk2").join("rootfs");
+    assert_eq!(std::fs::read_to_string(rootfs.join("etc/hostname")).unwrap().trim(), "bk2");
+    assert_ne!(std::fs::read_to_string(rootfs.join("etc/machine-id")).unwrap().trim(), machine_id);
+    for c in ["bk", "bk2"] {
+        h.ok(&["destroy", "--force", c]);
+        h.assert_gone(c);
+    }
 }

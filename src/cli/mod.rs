@@ -223,6 +223,26 @@ pub enum Cmd {
     },
     /// Rename a stopped container (its DNS name follows)
     Rename { old: String, new: String },
+    /// Write a container (config, rootfs, and with --snapshots its snapshots) to one archive with checksums
+    Export {
+        name: String,
+        /// The archive to write (it must not exist)
+        file: std::path::PathBuf,
+        /// Include the snapshots
+        #[arg(long)]
+        snapshots: bool,
+        #[arg(long, value_enum, default_value_t)]
+        compression: crate::storage::archive::Compression,
+    },
+    /// Create a container from an archive `hutch export` wrote (verified whole before anything is created)
+    Import {
+        file: std::path::PathBuf,
+        /// Its name here (default: the name it was exported under; another name gives it a new identity)
+        name: Option<String>,
+        /// How its rootfs is stored (default: btrfs when the hutch root is on btrfs, else dir)
+        #[arg(long, value_name = "KIND", value_enum)]
+        storage: Option<crate::storage::Kind>,
+    },
     /// Snapshots of a container's rootfs: create, list, restore, delete, rename
     Snapshot {
         #[command(subcommand)]
@@ -546,6 +566,28 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Cmd::Rename { old, new } => {
             notify(&crate::container::rename(&paths, &old, &new)?);
             out!("Renamed {old} to {new}");
+            Ok(0)
+        }
+        Cmd::Export { name, file, snapshots, compression } => {
+            let (done, notices) = crate::container::export(&paths, &name, &file, snapshots, compression)?;
+            notify(&notices);
+            let snaps = match done.snapshots {
+                0 => String::new(),
+                1 => " and 1 snapshot".into(),
+                n => format!(" and {n} snapshots"),
+            };
+            out!(
+                "Exported {name}{snaps} to {} ({} entries, {})",
+                file.display(),
+                done.entries,
+                crate::base::output::bytes(done.size)
+            );
+            Ok(0)
+        }
+        Cmd::Import { file, name, storage } => {
+            let (name, notices) = crate::container::import(&paths, &file, name.as_deref(), storage)?;
+            notify(&notices);
+            out!("Imported {name} from {}", file.display());
             Ok(0)
         }
     }

@@ -218,7 +218,7 @@ fn copy_rootfs(tree: &Tree, kind: Kind, staging: &Path, config: &mut Config) -> 
 }
 
 /// A copy's own name on the network: new MACs and (at reserve) addresses; no ports.
-fn new_identity(paths: &Paths, dst: &str, config: &mut Config, ephemeral: bool, notices: &mut Notices) {
+pub(super) fn new_identity(paths: &Paths, dst: &str, config: &mut Config, ephemeral: bool, notices: &mut Notices) {
     let _ = paths;
     config.hostname = None;
     config.ephemeral = ephemeral;
@@ -239,7 +239,7 @@ fn new_identity(paths: &Paths, dst: &str, config: &mut Config, ephemeral: bool, 
 }
 
 /// Writes the copy's hostname, hosts and a fresh machine-id into its rootfs.
-fn personalize(paths: &Paths, dst: &str, staging: &Path, config: &Config) -> Result<(), Error> {
+pub(super) fn personalize(paths: &Paths, dst: &str, staging: &Path, config: &Config) -> Result<(), Error> {
     let rootfs = staging.join("rootfs");
     let layers = config.layers(paths, staging);
     let view = layers.as_ref().map_or(rootfs.clone(), |l| l.lower.clone());

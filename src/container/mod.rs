@@ -2,6 +2,7 @@
 //! stop, kill, freeze, destroy, plus observation (what state is a container in?) and
 //! reconciliation (clearing what a crash or host reboot left behind).
 
+mod backup;
 mod copy;
 mod create;
 mod customize;
@@ -15,6 +16,7 @@ pub mod ports;
 mod rename;
 pub mod snapshots;
 
+pub use backup::{Exported, export, import};
 pub use copy::{From as CopyFrom, copy};
 pub use create::{Created, Source, create};
 pub use lifecycle::{
@@ -78,6 +80,8 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] crate::storage::Error),
     #[error(transparent)]
+    Archive(#[from] crate::storage::archive::Error),
+    #[error(transparent)]
     Image(#[from] crate::image::Error),
     #[error(transparent)]
     Distro(#[from] crate::distro::Error),
@@ -138,6 +142,7 @@ impl Error {
             Error::Cgroup(e) => e.hint(),
             Error::Idmap(e) => e.hint(),
             Error::Storage(e) => e.hint(),
+            Error::Archive(e) => e.hint(),
             Error::Image(e) => e.hint(),
             Error::Distro(e) => e.hint(),
             Error::Network(e) => e.hint(),

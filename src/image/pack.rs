@@ -15,20 +15,26 @@ use std::path::{Path, PathBuf};
 pub(crate) fn pack<W: Write>(root: &Path, out: W) -> io::Result<(W, u64)> {
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    let mut p = Packer { b, links: HashMap::new(), entries: 0 };
-    p.walk(root, Path::new("."))?;
-    let entries = p.entries;
-    Ok((p.b.into_inner()?, entries))
+    let entries = pack_into(&mut b, root, Path::new("."))?;
+    Ok((b.into_inner()?, entries))
 }
 
-struct Packer<W: Write> {
-    b: tar::Builder<W>,
+/// Appends `root` to the tar stream `b` under the name `prefix` (its entries below it);
+/// returns the number of entries. The end-of-archive marker is the caller's to write.
+pub(crate) fn pack_into<W: Write>(b: &mut tar::Builder<W>, root: &Path, prefix: &Path) -> io::Result<u64> {
+    let mut p = Packer { b, links: HashMap::new(), entries: 0 };
+    p.walk(root, prefix)?;
+    Ok(p.entries)
+}
+
+struct Packer<'b, W: Write> {
+    b: &'b mut tar::Builder<W>,
     /// (dev, inode) of multiply-linked files already written → their name.
     links: HashMap<(u64, u64), PathBuf>,
     entries: u64,
 }
 
-impl<W: Write> Packer<W> {
+impl<W: Write> Packer<'_, W> {
     fn walk(&mut self, host: &Path, name: &Path) -> io::Result<()> {
         let md = std::fs::symlink_metadata(host)?;
         self.entry(host, name, &md)?;

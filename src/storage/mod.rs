@@ -11,6 +11,7 @@
 //! since Linux 5.19, and an overlay mount cannot be idmapped itself). One cached image
 //! thus serves containers with any id map, and nothing is ever chowned.
 
+pub mod archive;
 pub mod btrfs;
 pub mod overlay;
 pub mod snapshot;

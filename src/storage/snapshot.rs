@@ -96,7 +96,7 @@ pub fn read_record(snapshot_dir: &Path) -> Result<Record, Error> {
     toml::from_str(&text).map_err(|e| Error::BadRecord { path: p, message: e.message().to_string() })
 }
 
-fn write_record(snapshot_dir: &Path, record: &Record) -> Result<(), Error> {
+pub fn write_record(snapshot_dir: &Path, record: &Record) -> Result<(), Error> {
     let p = snapshot_dir.join(RECORD);
     let text = toml::to_string(record).expect("a record serializes");
     fsutil::atomic_write(&p, text.as_bytes(), 0o600).map_err(io_err("write", &p))
