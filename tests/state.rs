@@ -141,6 +141,8 @@ fn legacy_state(h: &Hutch, name: &str, monitor: Proc) -> std::path::PathBuf {
         halt_signal: libc::SIGPWR,
         stop_timeout: 1,
         timeline: None,
+        restarts: 0,
+        last_restart: None,
     };
     s.save(&dir.join("state.json")).unwrap();
     dir

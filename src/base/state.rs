@@ -103,6 +103,16 @@ pub struct RuntimeState {
     /// When each stage of the current boot's start happened (absent from older monitors).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::monitor::timeline::Timeline>,
+    /// Restarts by the restart policy under this monitor.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+    /// The end that caused the latest restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<LastExit>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl RuntimeState {
@@ -247,6 +257,8 @@ mod tests {
                     at_us: 7,
                 }],
             }),
+            restarts: 2,
+            last_restart: Some(LastExit::new(How::Signaled, "init was killed by SIGKILL")),
         };
         s.save(&p).unwrap();
         let back = RuntimeState::load(&p).unwrap().unwrap();

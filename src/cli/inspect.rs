@@ -111,6 +111,11 @@ struct Info {
     /// Disk use of its own data and of each snapshot.
     disk: container::snapshots::Usage,
     ephemeral: bool,
+    /// The restart policy, and the restarts it made under the running monitor.
+    restart: crate::config::Restart,
+    restarts: u32,
+    last_restart: Option<LastExit>,
+    autostart: crate::config::Autostart,
 }
 
 pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
@@ -135,6 +140,10 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         started_at_ms: st.map(|s| s.started_at_ms),
         boot_ms: st.and_then(|s| s.ready_at_ms.map(|r| r.saturating_sub(s.started_at_ms))),
         boots: st.map(|s| s.boots),
+        restart: config.restart,
+        restarts: st.map_or(0, |s| s.restarts),
+        last_restart: st.and_then(|s| s.last_restart.clone()),
+        autostart: config.autostart.clone(),
         timeline: st.and_then(|s| s.timeline.clone()),
         cgroup: st.map(|s| s.cgroup.clone()),
         rootfs: config.rootfs_path(&paths.container(name)).display().to_string(),
@@ -194,7 +203,25 @@ pub fn info(paths: &Paths, name: &str, format: Format) -> Result<u8, Error> {
         ));
     }
     if let Some(b) = info.boots.filter(|b| *b > 1) {
-        items.push(("Boots", format!("{b} (rebooted from inside)")));
+        let why = if info.restarts > 0 { "rebooted from inside or restarted" } else { "rebooted from inside" };
+        items.push(("Boots", format!("{b} ({why})")));
+    }
+    if info.restart != crate::config::Restart::No {
+        let policy =
+            serde_json::to_value(info.restart).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let last = match &info.last_restart {
+            Some(l) => format!(", last after: {} ({})", l.detail, output::utc(l.at_ms)),
+            None => String::new(),
+        };
+        let n = match info.restarts {
+            1 => "1 restart".to_string(),
+            n => format!("{n} restarts"),
+        };
+        items.push(("Restart", format!("{policy}: {n}{last}")));
+    }
+    if info.autostart.enabled {
+        let a = &info.autostart;
+        items.push(("Autostart", format!("order {}, then {} s", a.order, a.delay)));
     }
     if let Some(t) = &info.timeline {
         items.push(("Timeline", t.describe()));

@@ -10,6 +10,7 @@ macro_rules! out {
     };
 }
 
+mod autostart_cmd;
 mod config_cmd;
 mod file_cmd;
 mod image_cmd;
@@ -223,6 +224,21 @@ pub enum Cmd {
     },
     /// Rename a stopped container (its DNS name follows)
     Rename { old: String, new: String },
+    /// Start the containers with autostart.enabled, by autostart.order (at host boot)
+    Autostart {
+        /// Show the plan, start nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop every running container instead, highest order first (at host shutdown)
+        #[arg(long)]
+        stop: bool,
+        /// With --stop: seconds each container has to shut down before it is killed
+        #[arg(long, value_name = "S", requires = "stop")]
+        timeout: Option<u64>,
+        /// json: {"format_version": 1, "autostart": [{"name", "order", "delay"}] or [{"name", "order", "result", "ok"}]}
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::base::output::Format,
+    },
     /// Write a container (config, rootfs, and with --snapshots its snapshots) to one archive with checksums
     Export {
         name: String,
@@ -568,6 +584,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             out!("Renamed {old} to {new}");
             Ok(0)
         }
+        Cmd::Autostart { dry_run, stop, timeout, format } => autostart_cmd::run(&paths, dry_run, stop, timeout, format),
         Cmd::Export { name, file, snapshots, compression } => {
             let (done, notices) = crate::container::export(&paths, &name, &file, snapshots, compression)?;
             notify(&notices);

@@ -47,6 +47,18 @@ pub(crate) const KEYS: &[Key] = &[
     },
     Key { name: "init.ready", kind: KeyKind::String, help: "notify (init sends READY=1) or exec (booted once exec'd)" },
     Key { name: "init.stop_timeout", kind: KeyKind::Integer, help: "seconds stop waits before killing" },
+    Key {
+        name: "autostart.enabled",
+        kind: KeyKind::Bool,
+        help: "true starts it with `hutch autostart` (at host boot)",
+    },
+    Key { name: "autostart.order", kind: KeyKind::Integer, help: "lower starts first; one order starts together" },
+    Key { name: "autostart.delay", kind: KeyKind::Integer, help: "seconds autostart waits after starting this one" },
+    Key {
+        name: "restart",
+        kind: KeyKind::String,
+        help: "no, on-failure or always: restart when init ends unexpectedly (with backoff)",
+    },
     Key { name: "security.privileged", kind: KeyKind::Bool, help: "true runs without a user namespace" },
     Key {
         name: "devbox.forward",

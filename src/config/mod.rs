@@ -112,6 +112,51 @@ pub struct Config {
     /// Destroyed when it stops (`hutch stop`, a poweroff inside); a reboot inside keeps it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ephemeral: bool,
+    /// Started by `hutch autostart` (at host boot), in order.
+    #[serde(default, skip_serializing_if = "Autostart::is_default")]
+    pub autostart: Autostart,
+    /// What the monitor does when init ends unexpectedly.
+    #[serde(default, skip_serializing_if = "Restart::is_no")]
+    pub restart: Restart,
+}
+
+/// `[autostart]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autostart {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Lower starts first (containers of one order start together); `--stop` reverses it.
+    #[serde(default)]
+    pub order: i64,
+    /// Seconds to wait after starting this one, before the next order.
+    #[serde(default)]
+    pub delay: u64,
+}
+
+impl Autostart {
+    fn is_default(&self) -> bool {
+        *self == Autostart::default()
+    }
+}
+
+/// `restart`: Docker's policies. "Unexpected" is any end of init that is neither a
+/// stop by hutch nor a poweroff, halt or reboot from inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    #[default]
+    No,
+    /// When init exits non-zero or is killed by a signal.
+    OnFailure,
+    /// Also when init exits with status 0.
+    Always,
+}
+
+impl Restart {
+    fn is_no(&self) -> bool {
+        *self == Restart::No
+    }
 }
 
 /// `[devbox]`: set by `create --devbox`.
@@ -292,6 +337,8 @@ impl Config {
             mounts: Vec::new(),
             devbox: None,
             ephemeral: false,
+            autostart: Autostart::default(),
+            restart: Restart::No,
         }
     }
 

@@ -2,6 +2,7 @@
 //! stop, kill, freeze, destroy, plus observation (what state is a container in?) and
 //! reconciliation (clearing what a crash or host reboot left behind).
 
+pub mod autostart;
 mod backup;
 mod copy;
 mod create;

@@ -28,7 +28,7 @@ impl Monitor {
                 let _ = proto::write_line(&mut stream, &r);
             }
             Request::Stop { timeout_s, force } => {
-                if self.init.is_none() {
+                if self.init.is_none() && !self.backing_off {
                     let between = WireError::new(Kind::Request, "the container is between boots; try again");
                     let _ = proto::write_line(&mut stream, &Response::fail(between));
                     return;

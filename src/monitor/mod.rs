@@ -18,6 +18,7 @@ pub mod error;
 pub mod exit;
 pub mod launch;
 pub mod proto;
+mod restart;
 mod setup;
 mod stop;
 pub mod timeline;
@@ -119,7 +120,7 @@ fn fail_early(paths: &Paths, name: &str, status: Option<File>, error: WireError)
 
 enum Ended {
     Reboot,
-    Final(LastExit),
+    Final(LastExit, exit::Outcome),
 }
 
 struct Monitor {
@@ -142,6 +143,10 @@ struct Monitor {
     init: Option<Launched>,
     stop: Option<Stop>,
     boot_began: Instant,
+    /// Failures under the restart policy.
+    failures: restart::Tracker,
+    /// Waiting to restart (between boots, stop requests end the wait).
+    backing_off: bool,
 }
 
 impl Monitor {
@@ -153,6 +158,25 @@ impl Monitor {
                 // Clean up before reporting: when `hutch start` says it failed,
                 // nothing of the attempt is left.
                 self.cleanup_cgroup();
+                // A boot the restart policy made tries again (the first one is
+                // reported to `hutch start`).
+                if self.state.boots > 1 && self.config.restart != crate::config::Restart::No {
+                    match restart::boot_failed(&mut self.failures, &error.detail) {
+                        restart::Verdict::Restart { delay } => {
+                            let why = LastExit::new(How::Failed, error.detail.clone());
+                            if self.back_off(why, delay) {
+                                continue;
+                            }
+                            self.finish(LastExit::new(How::Failed, "stopped by hutch while waiting to restart"));
+                            return 0;
+                        }
+                        restart::Verdict::GiveUp { detail } => {
+                            self.finish(LastExit::new(How::Failed, detail));
+                            return 1;
+                        }
+                        restart::Verdict::Stay => {}
+                    }
+                }
                 self.finish(LastExit::new(How::Failed, error.detail.clone()));
                 self.event(Event::Failed { error });
                 return 1;
@@ -163,19 +187,73 @@ impl Monitor {
             match ended {
                 Ended::Reboot => {
                     tracing::info!("init rebooted the container; booting again");
-                    // Pick up configuration changes made since the last boot.
-                    match Config::load(&self.paths.config(&self.name)) {
-                        Ok(c) => self.config = c,
-                        Err(e) => tracing::warn!("keeping the previous configuration: {e}"),
-                    }
+                    self.reload_config();
                 }
-                Ended::Final(exit) => {
+                Ended::Final(exit, outcome) => {
                     tracing::info!("container ended: {}", exit.detail);
-                    self.finish(exit);
+                    // The policy as it is now (`config set restart` while it ran).
+                    self.reload_config();
+                    let ran = self.boot_began.elapsed();
+                    let verdict = match self.stop {
+                        Some(_) => restart::Verdict::Stay,
+                        None => restart::decide(self.config.restart, &outcome, ran, &mut self.failures),
+                    };
+                    match verdict {
+                        restart::Verdict::Stay => self.finish(exit),
+                        restart::Verdict::GiveUp { detail } => self.finish(LastExit::new(exit.how, detail)),
+                        restart::Verdict::Restart { delay } => {
+                            if self.back_off(exit, delay) {
+                                continue;
+                            }
+                            self.finish(LastExit::new(How::Poweroff, "stopped by hutch while waiting to restart"));
+                        }
+                    }
                     return 0;
                 }
             }
         }
+    }
+
+    /// Picks up configuration changes made since the last boot.
+    fn reload_config(&mut self) {
+        match Config::load(&self.paths.config(&self.name)) {
+            Ok(c) => self.config = c,
+            Err(e) => tracing::warn!("keeping the previous configuration: {e}"),
+        }
+    }
+
+    /// Records a restart for `why` and waits `delay`, answering requests meanwhile;
+    /// `false` when a stop request (or SIGTERM) ended the wait: no restart then.
+    fn back_off(&mut self, why: LastExit, delay: Duration) -> bool {
+        tracing::warn!("{}; restarting in {} s (restart policy)", why.detail, delay.as_secs());
+        self.state.restarts += 1;
+        self.state.last_restart = Some(why);
+        self.state.phase = Phase::Starting;
+        self.state.init = None;
+        self.state.ready_at_ms = None;
+        self.save_state();
+        self.backing_off = true;
+        let until = Instant::now() + delay;
+        while self.stop.is_none() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds = [
+                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+            ];
+            let _ = poll(&mut fds, PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
+            let (sig, control) = (fds[0].revents(), fds[1].revents());
+            if control.is_some_and(|r| !r.is_empty()) {
+                self.on_control();
+            }
+            if sig.is_some_and(|r| !r.is_empty()) {
+                self.on_signals();
+            }
+        }
+        self.backing_off = false;
+        self.stop.is_none()
     }
 
     fn save_state(&mut self) {
@@ -401,7 +479,7 @@ impl Monitor {
         let stop = self.stop.as_ref().map(Stop::facts);
         let outcome = exit::classify(&end, stop.as_ref());
         let ended = match outcome.last_exit() {
-            Some(last) => Ended::Final(last),
+            Some(last) => Ended::Final(last, outcome),
             None => Ended::Reboot,
         };
         Some(ended)

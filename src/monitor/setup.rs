@@ -56,6 +56,8 @@ impl Monitor {
             init: None,
             stop: None,
             boot_began: Instant::now(),
+            failures: Default::default(),
+            backing_off: false,
         })
     }
 }
@@ -126,6 +128,8 @@ fn first_state(config: &Config, idmap: Option<IdMap>, cgroup: &ContainerCgroup) 
         halt_signal: config.halt_signal(),
         stop_timeout: config.init.stop_timeout,
         timeline: super::timeline::current(),
+        restarts: 0,
+        last_restart: None,
     })
 }
 

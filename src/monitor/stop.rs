@@ -37,7 +37,20 @@ impl Monitor {
     }
 
     pub(super) fn begin_stop(&mut self, timeout_s: u64, force: bool, waiter: Option<UnixStream>) {
-        let Some(init) = &self.init else { return };
+        let Some(init) = &self.init else {
+            // Between boots, waiting to restart: the stop is the end of the wait.
+            if self.backing_off {
+                let stop = self.stop.get_or_insert(Stop {
+                    deadline: None,
+                    timeout_s,
+                    killed: false,
+                    forced: force,
+                    waiters: vec![],
+                });
+                stop.waiters.extend(waiter);
+            }
+            return;
+        };
         let stop =
             self.stop.get_or_insert(Stop { deadline: None, timeout_s, killed: false, forced: false, waiters: vec![] });
         stop.waiters.extend(waiter);
