@@ -13,6 +13,7 @@ have pkg-config || pkgs+=(pkg-config)
 if [ "${1:-}" = --tests ]; then
     have tmux || pkgs+=(tmux)
     have mkfs.btrfs || pkgs+=(btrfs-progs)
+    have lxcfs || pkgs+=(lxcfs)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "deps: installing ${pkgs[*]}"

@@ -7,6 +7,8 @@
 //! [mirrors]
 //! debian = "http://mirror.example/debian"  # per-distribution package mirrors
 //! ubuntu = "http://mirror.example/ubuntu"
+//! [lxcfs]
+//! path = "/var/lib/lxcfs"                  # where LXCFS is mounted
 //! ```
 
 use std::collections::BTreeMap;
@@ -24,6 +26,16 @@ pub struct Settings {
     /// Package mirror per distribution, for debootstrap, dnf and tar sources.
     #[serde(default)]
     pub mirrors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub lxcfs: LxcfsSettings,
+}
+
+/// `[lxcfs]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LxcfsSettings {
+    /// Where LXCFS is mounted (default /var/lib/lxcfs).
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -59,6 +59,11 @@ pub(crate) const KEYS: &[Key] = &[
         kind: KeyKind::String,
         help: "no, on-failure or always: restart when init ends unexpectedly (with backoff)",
     },
+    Key {
+        name: "security.lxcfs",
+        kind: KeyKind::String,
+        help: "auto, on or off: LXCFS's /proc files (free, top, uptime show the container's limits)",
+    },
     Key { name: "security.privileged", kind: KeyKind::Bool, help: "true runs without a user namespace" },
     Key {
         name: "devbox.forward",

@@ -277,6 +277,27 @@ pub struct Security {
     /// nested user namespaces need them, /dev/fuse. See docs/config.md.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nesting: bool,
+    /// Bind LXCFS's /proc files over the container's (`crate::runtime::lxcfs`).
+    #[serde(default, skip_serializing_if = "Lxcfs::is_auto")]
+    pub lxcfs: Lxcfs,
+}
+
+/// `security.lxcfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lxcfs {
+    /// When LXCFS runs on the host (a notice otherwise).
+    #[default]
+    Auto,
+    /// Always: a start fails without it.
+    On,
+    Off,
+}
+
+impl Lxcfs {
+    fn is_auto(&self) -> bool {
+        *self == Lxcfs::Auto
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,7 +348,7 @@ impl Config {
                 upper: default_upper(),
             },
             init,
-            security: Security { privileged, nesting: false },
+            security: Security { privileged, nesting: false, lxcfs: Lxcfs::Auto },
             idmap: None,
             console: Console::default(),
             env: BTreeMap::new(),

@@ -173,7 +173,20 @@ fn prepare_host(c: &Loaded, notices: &mut Notices) -> Result<(), Error> {
     crate::cgroup::Layout::detect()?;
     crate::network::attach::prepare(c.paths, c.name, &c.config)?;
     notices.extend(super::mounts::skipped_at_start(&c.config));
+    notices.extend(lxcfs_notice(c));
     Ok(())
+}
+
+/// What `security.lxcfs = "auto"` goes without, said at start (the monitor decides
+/// again at each boot; with `"on"` its refusal is the start's error).
+fn lxcfs_notice(c: &Loaded) -> Option<String> {
+    use crate::runtime::lxcfs;
+    let root = lxcfs::root(&crate::base::settings::load(c.paths).unwrap_or_default());
+    let sec = &c.config.security;
+    match lxcfs::decide(sec.lxcfs, sec.nesting, &root, &lxcfs::probe(&root)) {
+        lxcfs::Decision::Without(notice) => notice,
+        _ => None,
+    }
 }
 
 /// The status pipe closed without a verdict: say what is known.

@@ -39,6 +39,8 @@ pub enum Error {
     /// What the container's first process reported.
     #[error("{0}")]
     Child(WireError),
+    #[error("failed to give the container LXCFS's /proc files (security.lxcfs = \"on\"): {0}")]
+    Lxcfs(String),
 }
 
 impl Error {
@@ -65,7 +67,7 @@ impl Error {
             Error::Sys(crate::sys::Error::NotSingleThreaded { .. }) => Kind::Threads,
             Error::Sys(_) => Kind::Namespaces,
             Error::Mounts(_) | Error::Shares(_) => Kind::Mounts,
-            Error::Io { .. } | Error::Os { .. } => Kind::Runtime,
+            Error::Io { .. } | Error::Os { .. } | Error::Lxcfs(_) => Kind::Runtime,
             Error::Child(w) => w.kind,
         }
     }
@@ -82,6 +84,10 @@ impl Error {
             Error::Sys(e) => e.hint(),
             Error::Child(w) => w.hint(),
             Error::Shares(e) => e.hint(),
+            Error::Lxcfs(_) => Some(
+                "install and start lxcfs (Debian's lxcfs package), or set security.lxcfs = \"auto\" to start without it"
+                    .into(),
+            ),
             Error::Mounts(_) | Error::Io { .. } | Error::Os { .. } | Error::Nul { .. } => None,
         }
     }

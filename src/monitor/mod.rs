@@ -343,7 +343,9 @@ impl Monitor {
         }
         env.extend(self.config.env.iter().map(|(k, v)| format!("{k}={v}")));
         let env = env.iter().map(|e| cstr(e, "env")).collect::<Result<Vec<_>, _>>()?;
+        let lxcfs = self.lxcfs()?;
         let steps = plan::build(&plan::Inputs {
+            lxcfs,
             console: Some(self.console.slave_path.clone()),
             host_share: self.paths.host_share(&self.name),
             nesting: self.config.security.nesting,
@@ -365,6 +367,24 @@ impl Monitor {
             mounts: self.config.mounts.clone(),
             state_roots: [self.paths.state.clone(), self.paths.run.clone()],
         })
+    }
+
+    /// LXCFS's root when its files go in this boot (`security.lxcfs`).
+    fn lxcfs(&self) -> Result<Option<std::path::PathBuf>, Error> {
+        use crate::runtime::lxcfs::{self, Decision};
+        let settings = crate::base::settings::load(&self.paths).unwrap_or_default();
+        let root = lxcfs::root(&settings);
+        let sec = &self.config.security;
+        match lxcfs::decide(sec.lxcfs, sec.nesting, &root, &lxcfs::probe(&root)) {
+            Decision::Use(root) => Ok(Some(root)),
+            Decision::Without(notice) => {
+                if let Some(n) = notice {
+                    tracing::warn!("{n}");
+                }
+                Ok(None)
+            }
+            Decision::Refuse(why) => Err(Error::Lxcfs(why)),
+        }
     }
 
     /// Init said READY=1.

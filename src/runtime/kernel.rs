@@ -125,6 +125,8 @@ pub enum Expected {
     Pty,
     #[error("a directory")]
     Dir,
+    #[error("a regular file")]
+    File,
     #[error("readable ({0})")]
     Readable(io::Error),
 }
@@ -148,6 +150,8 @@ fn check_kind(check: Check, kind: rustix::fs::FileType, major: u32, minor: u32) 
         Check::Pty => Err(Expected::Pty),
         Check::Dir if kind == Directory => Ok(()),
         Check::Dir => Err(Expected::Dir),
+        Check::File if kind == rustix::fs::FileType::RegularFile => Ok(()),
+        Check::File => Err(Expected::File),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod channel;
 pub mod child;
 pub mod kernel;
+pub mod lxcfs;
 pub mod mounts;
 pub mod plan;
 pub mod policy;

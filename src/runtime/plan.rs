@@ -19,6 +19,8 @@ pub enum Check {
     Pty,
     /// A directory.
     Dir,
+    /// A regular file.
+    File,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct Inputs {
     pub host_share: PathBuf,
     /// `security.nesting`: the container runs container runtimes (see `NESTING`).
     pub nesting: bool,
+    /// Where LXCFS is mounted, when its files go over /proc's (`super::lxcfs`).
+    pub lxcfs: Option<PathBuf>,
 }
 
 const NOSUID_NODEV_NOEXEC: u64 = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
@@ -66,6 +70,9 @@ pub fn build(inputs: &Inputs) -> Vec<Step> {
         s.push(Step::Dir { path: dir.into(), mode: 0o755 });
     }
     kernel_filesystems(&mut s, inputs.nesting);
+    if let Some(root) = &inputs.lxcfs {
+        lxcfs(&mut s, root);
+    }
     dev(&mut s, inputs);
     run(&mut s, inputs);
     if !inputs.nesting {
@@ -84,6 +91,21 @@ fn kernel_filesystems(s: &mut Vec<Step>, nesting: bool) {
         attrs: if nesting { NOSUID_NODEV_NOEXEC } else { NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY },
     });
     s.push(Step::Fs { fstype: "cgroup2", target: "sys/fs/cgroup".into(), options: vec![], attrs: NOSUID_NODEV_NOEXEC });
+}
+
+/// LXCFS's files over /proc's and /sys's, read-only (a file it lacks is skipped).
+fn lxcfs(s: &mut Vec<Step>, root: &std::path::Path) {
+    let files = super::lxcfs::PROC_FILES.iter().map(|f| format!("proc/{f}"));
+    let files = files.chain(super::lxcfs::SYS_FILES.iter().map(|f| format!("sys/{f}")));
+    for target in files {
+        s.push(Step::BindHost {
+            source: root.join(&target),
+            target,
+            check: Check::File,
+            attrs: NOSUID_NODEV_NOEXEC | MOUNT_ATTR_RDONLY,
+            required: false,
+        });
+    }
 }
 
 fn dev(s: &mut Vec<Step>, inputs: &Inputs) {
@@ -192,7 +214,12 @@ mod tests {
     use super::*;
 
     fn plan() -> Vec<Step> {
-        build(&Inputs { console: Some("/dev/pts/7".into()), host_share: "/run/hutch/c/host".into(), nesting: false })
+        build(&Inputs {
+            console: Some("/dev/pts/7".into()),
+            host_share: "/run/hutch/c/host".into(),
+            nesting: false,
+            lxcfs: None,
+        })
     }
 
     fn position(p: &[Step], f: impl Fn(&Step) -> bool) -> usize {
@@ -248,7 +275,7 @@ mod tests {
         assert!(!p.iter().any(
             |s| matches!(s, Step::BindHost { target, .. } if target.starts_with("dev/tty") && target != "dev/tty")
         ));
-        let none = build(&Inputs { console: None, host_share: "/h".into(), nesting: false });
+        let none = build(&Inputs { console: None, host_share: "/h".into(), nesting: false, lxcfs: None });
         assert!(!none.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/console")));
     }
 
@@ -290,7 +317,7 @@ mod tests {
 
     #[test]
     fn nesting_leaves_proc_and_sys_fully_visible() {
-        let p = build(&Inputs { console: None, host_share: "/h".into(), nesting: true });
+        let p = build(&Inputs { console: None, host_share: "/h".into(), nesting: true, lxcfs: None });
         let over_proc_or_sys = |s: &Step| match s {
             Step::BindInside { target, .. } | Step::MaskDir { target } | Step::ReadOnly { target, .. } => {
                 target.starts_with("proc") || target.starts_with("sys")
@@ -303,5 +330,29 @@ mod tests {
         assert!(p.iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/fuse")));
         // Without nesting, no /dev/fuse.
         assert!(!plan().iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "dev/fuse")));
+    }
+
+    #[test]
+    fn lxcfs_files_go_over_proc_after_it_is_mounted_read_only() {
+        let p = build(&Inputs {
+            console: None,
+            host_share: "/h".into(),
+            nesting: false,
+            lxcfs: Some("/var/lib/lxcfs".into()),
+        });
+        let binds: Vec<&Step> = p
+            .iter()
+            .filter(|s| matches!(s, Step::BindHost { source, .. } if source.starts_with("/var/lib/lxcfs")))
+            .collect();
+        assert_eq!(binds.len(), super::super::lxcfs::PROC_FILES.len() + super::super::lxcfs::SYS_FILES.len());
+        let first = position(&p, |s| matches!(s, Step::BindHost { target, .. } if target == "proc/meminfo"));
+        assert!(position(&p, fs_at("proc")) < first && position(&p, fs_at("sys")) < first);
+        for b in binds {
+            let Step::BindHost { source, target, check, attrs, required } = b else { unreachable!() };
+            assert_eq!(source, &std::path::Path::new("/var/lib/lxcfs").join(target));
+            assert_eq!((*check, *required), (Check::File, false));
+            assert_ne!(*attrs & MOUNT_ATTR_RDONLY, 0);
+        }
+        assert!(!plan().iter().any(|s| matches!(s, Step::BindHost { target, .. } if target == "proc/meminfo")));
     }
 }

@@ -181,7 +181,7 @@ impl Fake {
 }
 
 fn inputs() -> Inputs {
-    Inputs { console: Some("/dev/pts/3".into()), host_share: "/run/hutch/c/host".into(), nesting: false }
+    Inputs { console: Some("/dev/pts/3".into()), host_share: "/run/hutch/c/host".into(), nesting: false, lxcfs: None }
 }
 
 /// A root as debootstrap leaves it, with every host bind prepared except `missing`.
