@@ -79,7 +79,7 @@ ROWS = [
     ("unpack", "unpack.hutch.zst", "hutch image import .tar.zst", "s", 1000),
 ]
 for _size, _what in (("small", "as created"), ("1g", "with 1 GiB of its own data")):
-    FIGURES += [
+    ROWS += [
         ("snap", f"snap.create.hutch-overlay.{_size}", f"hutch snapshot create, overlay, {_what}", "ms", 1),
         ("snap", f"snap.create.hutch-btrfs.{_size}", f"hutch snapshot create, btrfs, {_what}", "ms", 1),
         ("snap", f"snap.create.lxc.{_size}", f"lxc-snapshot (overlay clone), {_what}", "ms", 1),

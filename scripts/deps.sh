@@ -14,6 +14,8 @@ if [ "${1:-}" = --tests ]; then
     have tmux || pkgs+=(tmux)
     have mkfs.btrfs || pkgs+=(btrfs-progs)
     have lxcfs || pkgs+=(lxcfs)
+    have systemd-analyze || pkgs+=(systemd)
+    have man || pkgs+=(man-db)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
     echo "deps: installing ${pkgs[*]}"

@@ -12,6 +12,8 @@ macro_rules! out {
 
 mod autostart_cmd;
 mod config_cmd;
+mod docs;
+mod doctor_cmd;
 mod file_cmd;
 mod image_cmd;
 mod inspect;
@@ -224,6 +226,17 @@ pub enum Cmd {
     },
     /// Rename a stopped container (its DNS name follows)
     Rename { old: String, new: String },
+    /// Check this host for what containers need, with a fix for each problem
+    Doctor {
+        /// json: {"format_version": 1, "doctor": [{"check", "verdict", "detail", "fix"}]}
+        #[arg(long, value_enum, default_value_t)]
+        format: crate::base::output::Format,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion { shell: clap_complete::Shell },
+    /// Write the man pages, hutch.1 and one for each subcommand, into DIR
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Start the containers with autostart.enabled, by autostart.order (at host boot)
     Autostart {
         /// Show the plan, start nothing
@@ -525,6 +538,12 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<u8, Error> {
+    // What needs neither root nor the state tree.
+    match &cli.cmd {
+        Cmd::Completion { shell } => return docs::completion(*shell),
+        Cmd::Man { dir } => return docs::man_pages(dir),
+        _ => {}
+    }
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::with_hint(
             "run hutch",
@@ -584,6 +603,8 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
             out!("Renamed {old} to {new}");
             Ok(0)
         }
+        Cmd::Doctor { format } => doctor_cmd::run(&paths, format),
+        Cmd::Completion { .. } | Cmd::Man { .. } => unreachable!("handled before the root check"),
         Cmd::Autostart { dry_run, stop, timeout, format } => autostart_cmd::run(&paths, dry_run, stop, timeout, format),
         Cmd::Export { name, file, snapshots, compression } => {
             let (done, notices) = crate::container::export(&paths, &name, &file, snapshots, compression)?;

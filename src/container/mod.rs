@@ -8,6 +8,7 @@ mod copy;
 mod create;
 mod customize;
 pub mod devbox;
+pub mod doctor;
 pub mod images;
 mod lifecycle;
 pub mod limits;

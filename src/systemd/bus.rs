@@ -120,6 +120,9 @@ pub async fn start_scope(unit: &str, pid: u32, slice: &str, description: &str) -
         // Collected once it ends, even if it failed: a stale failed unit would block
         // the next start under the same name.
         ("CollectMode", Variant::from("inactive-or-failed")),
+        // At host shutdown hutch.service stops the containers in their autostart
+        // order: the scopes wait for it rather than being stopped beside it.
+        ("Before", Variant::from(vec!["hutch.service"])),
     ];
     let job = manager.start_transient_unit(unit, "fail", &properties, &[]).await.map_err(text)?;
     while let Some(signal) = removed.next().await {

@@ -65,6 +65,7 @@ install -m 755 "$BIN" "$S/hutch"
 # The monitor is its own binary, installed beside hutch.
 install -m 755 "$(dirname "$BIN")/hutch-monitor" "$S/hutch-monitor"
 install -m 644 packaging/hutch@.service "$S/hutch@.service"
+install -m 644 packaging/hutch.service "$S/hutch.service"
 # As archives: one file each is far quicker through 9p under emulation than 10k files.
 for img in debian-bookworm busybox; do
     rm -rf "${S:?}/$img"
@@ -232,6 +233,31 @@ check "a poweroff inside ends hutch@deb" eventually 120 sh -c "! systemctl is-ac
 expect "and leaves it inactive, not failed" ActiveState=inactive "$(systemctl show -p ActiveState hutch@deb)"
 expect "and it ended as a poweroff" 1 "$(hx info deb --format json | grep -c '"how": *"poweroff"')"
 check "no machine deb after the poweroff" eventually 30 no_machine deb
+
+# 6b. hutch.service (what the package enables): autostart containers come up in order
+# when it starts, and go down highest order first when it stops, as at a shutdown.
+cp /mnt/host/hutch.service /etc/systemd/system/ && systemctl daemon-reload
+for c in first second; do
+    check "create $c" hx create $c --from-tar /mnt/host/busybox.tar.zst --network none
+    check "autostart $c" hx config set $c autostart.enabled true
+done
+hx config set first autostart.order 1 >/dev/null && hx config set first autostart.delay 1 >/dev/null
+hx config set second autostart.order 2 >/dev/null
+check "systemctl start hutch.service" timeout 300 systemctl start hutch.service
+for c in first second; do
+    expect "$c runs after hutch.service started" running "$(hx info $c --format json | grep -o '"state": *"[a-z]*"' | grep -o '[a-z]*"$' | tr -d '"')"
+done
+f=$(field first started_at_ms) s=$(field second started_at_ms)
+check "order 2 started after order 1 and its 1 s delay" test $((s - f)) -ge 1000
+check "the scopes wait for hutch.service at shutdown" sh -c "systemctl show -p Before hutch-first.scope | grep -q hutch.service"
+check "systemctl stop hutch.service" timeout 300 systemctl stop hutch.service
+for c in first second; do
+    expect "$c shut down cleanly by hutch.service's stop" 1 "$(hx info $c --format json | grep -c 'shut down by hutch stop')"
+done
+fa=$(hx info first --format json | grep -o '"at_ms": *[0-9]*' | grep -o '[0-9]*$')
+sa=$(hx info second --format json | grep -o '"at_ms": *[0-9]*' | grep -o '[0-9]*$')
+check "order 2 stopped before order 1" test "$sa" -le "$fa"
+for c in first second; do check "destroy $c" hx destroy $c; done
 
 # 7. destroy leaves nothing.
 check "destroy deb" hx destroy deb
