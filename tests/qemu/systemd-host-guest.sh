@@ -2,6 +2,7 @@
 # Build & boot a Debian bookworm systemd + cgroup v2 guest under QEMU.
 # usage: kvm-guest.sh build   # -> $W/{vmlinuz,initrd.img,guest.img}
 #        kvm-guest.sh run     # boots, runs $W/share/run.sh inside as root, powers off; rc in $W/share/rc
+#        (DRIVE: qemu's -drive for the root disk; default guest.img as a throwaway snapshot)
 # (hutch copy of shared/reference/systemd-host-guest.sh; change: the guest also gets
 #  systemd-container, for systemd-machined and machinectl)
 # env: W (workdir), SRC (a Debian rootfs to copy; debootstrapped if unset or missing),
@@ -74,7 +75,7 @@ run() {
   timeout ${TIMEOUT:-600} qemu-system-x86_64 $A -m 2G -smp 2 -nographic -no-reboot \
     -kernel vmlinuz -initrd initrd.img \
     -append 'root=/dev/vda rw console=ttyS0 quiet systemd.unified_cgroup_hierarchy=1' \
-    -drive file=guest.img,format=raw,if=virtio,snapshot=on \
+    -drive "${DRIVE:-file=guest.img,format=raw,if=virtio,snapshot=on}" \
     -virtfs local,path="$W/share",mount_tag=host,security_model=none \
     -nic none | tee "$W/console.log" | sed -n '/KVMTEST-BEGIN/,/KVMTEST-END/p'
   exit "$(cat share/rc 2>/dev/null || echo 98)"

@@ -42,8 +42,8 @@ fi
 [ -x "$BIN" ] || { echo "systemd-host: $BIN is not an executable" >&2; exit 1; }
 tests/images/build.sh >/dev/null || unable "could not build the test root filesystems (tests/images/build.sh)"
 
-# The guest: rebuilt when missing or when its recipe changed.
-stamp=$(sha256sum "$RECIPE" | cut -d' ' -f1)
+# The guest: rebuilt when missing or when its recipe's build changed.
+stamp=$(sed -n '/^build() {/,/^}/p' "$RECIPE" | sha256sum | cut -d' ' -f1)
 mkdir -p "$W"
 if [ ! -s "$W/guest.img" ] || [ "$(cat "$W/recipe.sha256" 2>/dev/null)" != "$stamp" ]; then
     echo "systemd-host: building the guest in $W (a few minutes; log: $W/build.log)"
@@ -265,25 +265,100 @@ check "no hutch cgroups left" sh -c "! find /sys/fs/cgroup -name 'hutch*' | grep
 expect "no hutch machines left" "" "$(machinectl list --no-legend)"
 check "no hutch mounts left" sh -c "! grep -q hutch /proc/self/mountinfo"
 
+# 8. The guest's own shutdown and its next boot: two autostart containers and
+# hutch.service enabled. The guest powers off after this script (hutch.service stops
+# them; what they said then is kept on the share, which the drop-in keeps mounted until
+# it has stopped), then boots again from the same disk (boot.sh: hutch.service starts
+# them in order). Both are checked from the host.
+for c in first second; do
+    hx create $c --from-tar /mnt/host/busybox.tar.zst --network none >/dev/null
+    hx config set $c autostart.enabled true >/dev/null
+done
+hx config set first autostart.delay 1 >/dev/null
+hx config set second autostart.order 2 >/dev/null
+mkdir -p /etc/systemd/system/hutch.service.d
+cat >/etc/systemd/system/hutch.service.d/keep.conf <<'UNIT'
+[Unit]
+RequiresMountsFor=/mnt/host
+[Service]
+ExecStopPost=/bin/sh -c 'for c in first second; do /usr/bin/hutch info $c --format json >/mnt/host/diag/shutdown-$c.json; done'
+UNIT
+systemctl daemon-reload
+check "systemctl enable hutch.service" systemctl enable -q hutch.service
+check "hutch.service up for the shutdown" timeout 300 systemctl restart hutch.service
+expect "second runs before the shutdown" running "$(hx info second --format json | grep -o '"state": *"[a-z]*"' | grep -o '[a-z]*"$' | tr -d '"')"
+
 [ $failed = 0 ] || diag
 echo "systemd-host: $passed passed, $failed failed"
 [ $failed = 0 ]
 GUEST
 chmod 755 "$S/run.sh"
 
+# The second boot's checks (section 8).
+cat >"$S/boot.sh" <<'GUEST'
+#!/bin/bash
+set -u
+export SYSTEMD_PAGER=cat PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+passed=0 failed=0
+ok()  { echo "PASS: $*"; passed=$((passed + 1)); }
+bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
+state() { hutch info "$1" --format json | grep -o '"state": *"[a-z]*"' | grep -o '[a-z]*"$' | tr -d '"'; }
+for _ in $(seq 300); do systemctl is-active -q hutch.service && break; sleep 1; done
+if systemctl is-active -q hutch.service; then ok "hutch.service started at boot"; else bad "hutch.service did not start at boot"; systemctl status --no-pager hutch.service | tail -20; fi
+for c in first second; do
+    if [ "$(state $c)" = running ]; then ok "$c came up at boot"; else bad "$c is $(state $c) after the boot"; fi
+done
+f=$(hutch info first --format json | grep -o '"started_at_ms": *[0-9]*' | grep -o '[0-9]*$')
+s=$(hutch info second --format json | grep -o '"started_at_ms": *[0-9]*' | grep -o '[0-9]*$')
+if [ -n "$f" ] && [ -n "$s" ] && [ $((s - f)) -ge 1000 ]; then ok "order 2 came up after order 1 and its delay"; else bad "boot order: first $f, second $s"; fi
+echo "systemd-host (second boot): $passed passed, $failed failed"
+[ $failed = 0 ]
+GUEST
+chmod 755 "$S/boot.sh"
+
+# Both boots on one copy-on-write disk over the guest image, which stays as built.
+command -v qemu-img >/dev/null || unable "qemu-img is not installed"
+rm -f "$W/boot.qcow2"
+qemu-img create -q -f qcow2 -F raw -b "$W/guest.img" "$W/boot.qcow2"
+export DRIVE=file=$W/boot.qcow2,format=qcow2,if=virtio
 echo "systemd-host: booting the guest (a few minutes under emulation; console: $W/console.log)"
 rc=0
 (cd "$W" && W=$W bash "$RECIPE" run) || rc=$?
+cp "$W/console.log" "$W/console-1.log"
 for f in "$S"/diag/*; do
     [ -e "$f" ] || continue
     echo "----- $(basename "$f") (last 40 lines)"
     tail -40 "$f"
 done
 echo "systemd-host: guest exit status $rc after $(($(date +%s) - T0)) s"
+# What hutch.service's stop left at the guest's shutdown (section 8).
+for c in first second; do
+    f=$S/diag/shutdown-$c.json
+    if grep -q 'shut down by hutch stop' "$f" 2>/dev/null; then
+        echo "systemd-host: PASS: $c was shut down cleanly by hutch.service at the guest's shutdown"
+    else
+        echo "systemd-host: FAIL: $c was not shut down cleanly at the guest's shutdown: $(cat "$f" 2>/dev/null | tr -d '\n' | head -c 300)"
+        [ "$rc" = 0 ] && rc=1
+    fi
+done
+if [ "$rc" = 0 ]; then
+    fa=$(grep -o '"at_ms": *[0-9]*' "$S/diag/shutdown-first.json" | grep -o '[0-9]*$')
+    sa=$(grep -o '"at_ms": *[0-9]*' "$S/diag/shutdown-second.json" | grep -o '[0-9]*$')
+    if [ "$sa" -le "$fa" ]; then echo "systemd-host: PASS: at the shutdown, order 2 stopped before order 1"
+    else echo "systemd-host: FAIL: at the shutdown, order 1 stopped before order 2 ($fa < $sa)"; rc=1; fi
+fi
+if [ "$rc" = 0 ]; then
+    echo "systemd-host: booting the guest again from the same disk (console: $W/console.log)"
+    mv "$S/boot.sh" "$S/run.sh"
+    (cd "$W" && W=$W bash "$RECIPE" run) || rc=$?
+    grep -a -E '^(PASS|FAIL): ' "$W/console.log" | sed 's/^/systemd-host (second boot): /'
+    echo "systemd-host: second boot exit status $rc"
+fi
+rm -f "$W/boot.qcow2"
 if [ "$rc" = 98 ]; then
     tail -30 "$W/console.log" >&2
     echo "systemd-host: the guest did not run the checks (see $W/console.log)" >&2
 fi
 # The guest's summary ("N passed, M failed") last, for whoever reads the closing line.
-grep -a -o 'systemd-host: [0-9]* passed, [0-9]* failed' "$W/console.log" | tail -1 || true
+grep -a -o 'systemd-host: [0-9]* passed, [0-9]* failed' "$W/console-1.log" | tail -1 || true
 exit "$rc"
