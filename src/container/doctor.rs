@@ -170,13 +170,27 @@ fn overlayfs(_: &Paths) -> (Verdict, String, Option<String>) {
 }
 
 fn cgroups(_: &Paths) -> (Verdict, String, Option<String>) {
-    match crate::cgroup::Layout::detect() {
-        Ok(crate::cgroup::Layout::Unified { root }) => ok(format!("cgroup2 alone, at {}", root.display())),
+    let (root, layout) = match crate::cgroup::Layout::detect() {
+        Ok(crate::cgroup::Layout::Unified { root }) => (root.clone(), format!("cgroup2 alone, at {}", root.display())),
         Ok(crate::cgroup::Layout::Hybrid { unified, v1 }) => {
             let names: Vec<String> = v1.iter().flat_map(|h| h.controllers.clone()).collect();
-            ok(format!("hybrid: cgroup2 at {}, v1 controllers {}", unified.display(), names.join(", ")))
+            (unified.clone(), format!("hybrid: cgroup2 at {}, v1 controllers {}", unified.display(), names.join(", ")))
         }
-        Err(e) => bad(Verdict::Fail, e.to_string(), e.hint().unwrap_or_else(|| "mount cgroup2".into())),
+        Err(e) => return bad(Verdict::Fail, e.to_string(), e.hint().unwrap_or_else(|| "mount cgroup2".into())),
+    };
+    // Delegation: on a systemd host each container gets a delegated scope; without
+    // systemd hutch makes its cgroups itself, so it must be able to.
+    if Path::new("/run/systemd/system").exists() {
+        return ok(format!("{layout}; systemd host: each container in a delegated scope (hutch-NAME.scope)"));
+    }
+    let probe = root.join(format!("hutch-doctor-{}", std::process::id()));
+    match std::fs::create_dir(&probe).and_then(|_| std::fs::remove_dir(&probe)) {
+        Ok(()) => ok(format!("{layout}; no systemd: hutch makes its cgroups itself, and can")),
+        Err(e) => bad(
+            Verdict::Fail,
+            format!("{layout}; failed to make a cgroup in {}: {e}", root.display()),
+            "mount cgroup2 read-write (hutch needs to create cgroups there)",
+        ),
     }
 }
 
