@@ -433,3 +433,36 @@ fn an_export_with_two_snapshots_boots_on_a_second_root() {
         h.assert_gone(c);
     }
 }
+
+#[test]
+#[ignore = "needs root and the test images (scripts/test.sh runs it)"]
+fn a_running_overlay_container_exports_its_changes_and_deletions() {
+    if require("snapshots_export_overlay", &["busybox"]).is_none() {
+        return;
+    }
+    let h = Hutch::new("export-overlay");
+    h.ok(&["create", "ov", "-t", "busybox", "--network", "none"]);
+    assert_eq!(h.ok(&["config", "get", "ov", "rootfs.storage"]).trim(), "overlay");
+    h.ok(&["start", "ov", "--wait"]);
+    h.exec("ov", &["sh", "-c", "echo v1 > /root/f"]);
+    h.ok(&["snapshot", "create", "ov", "s1"]);
+    h.exec("ov", &["sh", "-c", "echo v2 > /root/f && rm /etc/hostname"]);
+    let layers_before = entries(&h.paths().container("ov").join("overlay"));
+    let file = h.root.join("ov.hutch").display().to_string();
+    h.ok(&["export", "ov", &file, "--snapshots"]);
+    assert_eq!(h.state("ov"), "running");
+    assert_eq!(entries(&h.paths().container("ov").join("overlay")), layers_before, "the upper layer's copy is gone");
+    let h2 = Hutch::new("export-overlay-to");
+    h2.ok(&["import", &file]);
+    assert_eq!(h2.ok(&["config", "get", "ov", "rootfs.storage"]).trim(), "dir");
+    h2.ok(&["start", "ov", "--wait"]);
+    assert_eq!(h2.exec("ov", &["cat", "/root/f"]), "v2");
+    assert_ne!(
+        h2.exec_status("ov", &["test", "-e", "/etc/hostname"]),
+        0,
+        "a deletion in the upper layer stays deleted"
+    );
+    h2.ok(&["snapshot", "restore", "ov", "s1", "--stop"]);
+    assert_eq!(h2.exec("ov", &["cat", "/root/f"]), "v1");
+    assert_eq!(h2.exec_status("ov", &["test", "-e", "/etc/hostname"]), 0);
+}

@@ -68,7 +68,7 @@ pub fn export(
     let text = std::fs::read_to_string(paths.config(name)).map_err(io_err("read", paths.config(name)))?;
     w.add_file(archive::CONFIG, text.as_bytes())?;
 
-    let frozen = match obs.status {
+    let mut frozen = match obs.status {
         Status::Stopped => None,
         status => Some(Frozen::new(paths, name, status)?),
     };
@@ -76,12 +76,26 @@ pub fn export(
         f.sync(&dir)?;
     }
     let mut entries = 0;
+    // A running overlay container's upper layer is in use by its mount, and overlayfs
+    // leaves it undefined to read one as the lower layer of another: the frozen
+    // container's upper layer is copied (reflinked where the filesystem can), as a live
+    // snapshot does, and the container thawed before the long part, the archiving.
+    let mut copied = None;
     let current = match &layers {
+        Some(l) if frozen.is_some() => {
+            let copy = TempLayer::copy_of(l)?;
+            drop(frozen.take());
+            let view =
+                Layers::frozen(l.lower.clone(), l.rw.clone(), &[l.layers.clone(), vec![copy.name.clone()]].concat());
+            copied = Some(copy);
+            View::merged(&view, &dir)?
+        }
         Some(l) => View::merged(&Layers { frozen: true, ..l.clone() }, &dir)?,
         None => View::Dir(config.rootfs_path(&dir)),
     };
     entries += w.add_tree(archive::ROOTFS, &current.path())?;
     drop(current);
+    drop(copied);
     drop(frozen);
     for s in &snaps {
         let sdir = snapshot::path(&dir, &s.name);
@@ -97,6 +111,30 @@ pub fn export(
     }
     let size = w.finish()?;
     Ok((Exported { snapshots: snaps.len(), entries, size }, notices))
+}
+
+/// A copy of an overlay container's upper layer under `overlay/`, removed when dropped
+/// (one a killed export leaves is an unreferenced layer, which `snapshot::collect`
+/// removes).
+struct TempLayer {
+    path: PathBuf,
+    name: String,
+}
+
+impl TempLayer {
+    fn copy_of(l: &Layers) -> Result<TempLayer, Error> {
+        let name = storage::new_layer_name();
+        let path = l.rw.join(&name);
+        let layer = TempLayer { path: path.clone(), name };
+        crate::rootfs::copy::copy_tree(&l.upper(), &path, true).map_err(io_err("copy", l.upper()))?;
+        Ok(layer)
+    }
+}
+
+impl Drop for TempLayer {
+    fn drop(&mut self) {
+        let _ = fsutil::remove_tree(&self.path);
+    }
 }
 
 /// A tree to read: a directory, or an overlay mounted detached (gone when dropped).
