@@ -223,7 +223,14 @@ pub fn restore(
                 rustix::fs::RenameFlags::EXCHANGE,
             )
             .map_err(|e| Error::Io { action: "exchange", path: rootfs.to_path_buf(), source: e.into() })?;
-            remove_any(&new)?;
+            // The restore is complete. Deleting the tree it replaced takes the longest
+            // (a btrfs subvolume drops all its cached pages): it goes to the trash, which
+            // a background process empties (and `recover` does, should that be killed).
+            let trash = root(container_dir).join(format!("{TRASH}rootfs-{}", super::new_layer_name()));
+            match std::fs::rename(&new, &trash) {
+                Ok(()) => remove_in_background(&trash),
+                Err(_) => remove_any(&new)?,
+            }
             Ok(RestoreOutcome { chain: None, full_copy })
         }
     }
@@ -347,6 +354,22 @@ fn copy_owner(from: &Path, to: &Path) -> Result<(), Error> {
     std::os::unix::fs::chown(to, Some(md.uid()), Some(md.gid())).map_err(io_err("set the owner of", to))?;
     std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777))
         .map_err(io_err("set the mode of", to))
+}
+
+/// Removes `p` in a child process the caller does not wait for (in place when it
+/// cannot fork). The child keeps the caller's descriptors, the container's lock among
+/// them, so the next command on the container waits for the removal to end.
+fn remove_in_background(p: &Path) {
+    match crate::sys::clone3_for("remove a replaced rootfs in the background", 0, None) {
+        Ok(crate::sys::Forked::Child) => {
+            let _ = remove_any(p);
+            crate::sys::exit_now(0)
+        }
+        Ok(crate::sys::Forked::Parent { .. }) => {}
+        Err(_) => {
+            let _ = remove_any(p);
+        }
+    }
 }
 
 /// Removes a tree, as a btrfs subvolume when it is one.
