@@ -358,10 +358,19 @@ fn copy_owner(from: &Path, to: &Path) -> Result<(), Error> {
 
 /// Removes `p` in a child process the caller does not wait for (in place when it
 /// cannot fork). The child keeps the caller's descriptors, the container's lock among
-/// them, so the next command on the container waits for the removal to end.
+/// them, so the next command on the container waits for the removal to end; its
+/// standard input and output go to /dev/null, so whoever reads the caller's output
+/// (`out=$(hutch ...)`) does not wait for it.
 fn remove_in_background(p: &Path) {
     match crate::sys::clone3_for("remove a replaced rootfs in the background", 0, None) {
         Ok(crate::sys::Forked::Child) => {
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                for fd in 0..3 {
+                    // SAFETY: dup2 on a descriptor this process owns; the standard
+                    // descriptors it replaces are not used as Rust objects here.
+                    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+                }
+            }
             let _ = remove_any(p);
             crate::sys::exit_now(0)
         }
