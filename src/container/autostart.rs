@@ -37,10 +37,10 @@ pub struct Outcome {
 
 /// Groups `items` by order, ascending (`reverse`: descending), names sorted within.
 pub fn group(mut items: Vec<Planned>, reverse: bool) -> Plan {
-    items.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
-    if reverse {
-        items.sort_by(|a, b| b.order.cmp(&a.order).then_with(|| a.name.cmp(&b.name)));
-    }
+    items.sort_by(|a, b| {
+        let by_order = if reverse { b.order.cmp(&a.order) } else { a.order.cmp(&b.order) };
+        by_order.then_with(|| a.name.cmp(&b.name))
+    });
     let mut plan: Plan = Vec::new();
     for i in items {
         match plan.last_mut() {

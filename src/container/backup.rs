@@ -18,7 +18,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::create::{Reserved, Staging, rename_noreplace, staging_dir};
+use super::create::{Reserved, Staging, put_in_place, staging_dir};
 use super::lifecycle::lock;
 use super::observe::{Status, reconcile};
 use super::snapshots::Frozen;
@@ -47,7 +47,11 @@ pub fn export(
     super::require_exists(paths, name)?;
     let _lock = lock(paths, name)?;
     let mut notices = Notices::new();
-    let config = Config::load(&paths.config(name))?;
+    // Read once: parsed here, archived as it is.
+    let path = paths.config(name);
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| crate::config::Error::Read { path: path.clone(), source })?;
+    let config = Config::parse(&path, &text)?;
     let obs = reconcile(paths, name, Some(&config), &mut notices)?;
     let dir = paths.container(name);
     let layers = config.layers(paths, &dir);
@@ -65,7 +69,6 @@ pub fn export(
     };
     let mut w = Writer::create(file, compression)?;
     w.add_file(archive::HEADER, toml::to_string(&header).expect("a header serializes").as_bytes())?;
-    let text = std::fs::read_to_string(paths.config(name)).map_err(io_err("read", paths.config(name)))?;
     w.add_file(archive::CONFIG, text.as_bytes())?;
 
     let mut frozen = match obs.status {
@@ -201,23 +204,8 @@ pub fn import(paths: &Paths, file: &Path, name: Option<&str>, kind: Option<Kind>
     }
     crate::network::attach::reserve_all(paths, &name, &mut config.nics)?;
     let nics = config.nics.clone();
-    let mut reserved = Reserved { paths, name: &name, nics: &nics, armed: true };
-    config.validate().map_err(|(key, message)| crate::config::Error::Invalid {
-        path: staging.path.join("config.toml"),
-        key,
-        message,
-    })?;
-    config.save(&staging.path.join("config.toml"))?;
-    fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
-    let final_dir = paths.container(&name);
-    rename_noreplace(&staging.path, &final_dir).map_err(|e| match e.raw_os_error() {
-        Some(libc::EEXIST) => Error::Exists { name: name.clone() },
-        _ => Error::Io { action: "move into place", path: final_dir.clone(), source: e },
-    })?;
-    let mut staging = staging;
-    staging.armed = false;
-    reserved.armed = false;
-    drop(reserved);
+    let reserved = Reserved { paths, name: &name, nics: &nics, armed: true };
+    put_in_place(paths, &name, staging, reserved, &config)?;
     Ok((name, notices))
 }
 

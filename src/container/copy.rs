@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::create::{Reserved, Staging, rename_noreplace, staging_dir};
+use super::create::{Reserved, Staging, put_in_place, staging_dir};
 use super::lifecycle::lock;
 use super::observe::{Status, reconcile};
 use super::snapshots::Frozen;
@@ -104,22 +104,8 @@ pub fn copy(paths: &Paths, from: &From, dst: &str, kind: Option<Kind>, ephemeral
     personalize(paths, dst, &staging.path, &config)?;
     crate::network::attach::reserve_all(paths, dst, &mut config.nics)?;
     let nics = config.nics.clone();
-    let mut reserved = Reserved { paths, name: dst, nics: &nics, armed: true };
-    config.validate().map_err(|(key, message)| crate::config::Error::Invalid {
-        path: staging.path.join("config.toml"),
-        key,
-        message,
-    })?;
-    config.save(&staging.path.join("config.toml"))?;
-    fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
-    let final_dir = paths.container(dst);
-    rename_noreplace(&staging.path, &final_dir).map_err(|e| match e.raw_os_error() {
-        Some(libc::EEXIST) => Error::Exists { name: dst.into() },
-        _ => Error::Io { action: "move into place", path: final_dir.clone(), source: e },
-    })?;
-    let mut staging = staging;
-    staging.armed = false;
-    reserved.armed = false;
+    let reserved = Reserved { paths, name: dst, nics: &nics, armed: true };
+    put_in_place(paths, dst, staging, reserved, &config)?;
     Ok(notices)
 }
 

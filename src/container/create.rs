@@ -223,6 +223,20 @@ pub fn create(
         config.mounts.push(user.home_mount());
         config.devbox = Some(user.config());
     }
+    put_in_place(paths, name, staging, reserved, &config)?;
+    Ok(Created { init_family: family, distro, config, notices })
+}
+
+/// The last steps of making container `name` in `staging` (create, copy, import): its
+/// configuration validated and saved, its logs directory, the rename into place. Only
+/// then are the staging directory and the address reservations kept.
+pub(super) fn put_in_place(
+    paths: &Paths,
+    name: &str,
+    mut staging: Staging,
+    mut reserved: Reserved<'_>,
+    config: &Config,
+) -> Result<(), Error> {
     config.validate().map_err(|(key, message)| crate::config::Error::Invalid {
         path: staging.path.join("config.toml"),
         key,
@@ -230,19 +244,14 @@ pub fn create(
     })?;
     config.save(&staging.path.join("config.toml"))?;
     fsutil::ensure_dir(&staging.path.join("logs"), 0o750).map_err(io_err("create", staging.path.join("logs")))?;
-
-    rename_noreplace(&staging.path, &final_dir).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EEXIST) {
-            Error::Exists { name: name.into() }
-        } else {
-            Error::Io { action: "move into place", path: final_dir.clone(), source: e }
-        }
+    let final_dir = paths.container(name);
+    rename_noreplace(&staging.path, &final_dir).map_err(|e| match e.raw_os_error() {
+        Some(libc::EEXIST) => Error::Exists { name: name.into() },
+        _ => Error::Io { action: "move into place", path: final_dir.clone(), source: e },
     })?;
-    let mut staging = staging;
     staging.armed = false;
-    let mut reserved = reserved;
     reserved.armed = false;
-    Ok(Created { init_family: family, distro, config, notices })
+    Ok(())
 }
 
 pub(super) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -68,8 +68,9 @@ fn read_num(p: &str) -> Option<u64> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
+/// Installed where hutch itself looks for the programs it runs.
 fn have(program: &str) -> bool {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
+    crate::base::fsutil::which(program).is_some()
 }
 
 /// A child in a new user namespace, mapped to `0 100000 65536`, for probes; killed on drop.
@@ -278,7 +279,7 @@ fn inotify(_: &Paths) -> (Verdict, String, Option<String>) {
 
 fn lxcfs(paths: &Paths) -> (Verdict, String, Option<String>) {
     use crate::runtime::lxcfs::{Probe, probe, root};
-    let root = root(&crate::base::settings::load(paths).unwrap_or_default());
+    let root = root(paths);
     match probe(&root) {
         Probe::Ready => ok(format!("LXCFS answers at {}", root.display())),
         Probe::NotRunning => bad(

@@ -180,11 +180,8 @@ fn prepare_host(c: &Loaded, notices: &mut Notices) -> Result<(), Error> {
 /// What `security.lxcfs = "auto"` goes without, said at start (the monitor decides
 /// again at each boot; with `"on"` its refusal is the start's error).
 fn lxcfs_notice(c: &Loaded) -> Option<String> {
-    use crate::runtime::lxcfs;
-    let root = lxcfs::root(&crate::base::settings::load(c.paths).unwrap_or_default());
-    let sec = &c.config.security;
-    match lxcfs::decide(sec.lxcfs, sec.nesting, &root, &lxcfs::probe(&root)) {
-        lxcfs::Decision::Without(notice) => notice,
+    match crate::runtime::lxcfs::decide_for(c.paths, &c.config.security) {
+        crate::runtime::lxcfs::Decision::Without(notice) => notice,
         _ => None,
     }
 }

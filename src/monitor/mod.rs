@@ -372,10 +372,7 @@ impl Monitor {
     /// LXCFS's root when its files go in this boot (`security.lxcfs`).
     fn lxcfs(&self) -> Result<Option<std::path::PathBuf>, Error> {
         use crate::runtime::lxcfs::{self, Decision};
-        let settings = crate::base::settings::load(&self.paths).unwrap_or_default();
-        let root = lxcfs::root(&settings);
-        let sec = &self.config.security;
-        match lxcfs::decide(sec.lxcfs, sec.nesting, &root, &lxcfs::probe(&root)) {
+        match lxcfs::decide_for(&self.paths, &self.config.security) {
             Decision::Use(root) => Ok(Some(root)),
             Decision::Without(notice) => {
                 if let Some(n) = notice {

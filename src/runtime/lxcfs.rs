@@ -76,9 +76,16 @@ pub fn decide(mode: Lxcfs, nesting: bool, root: &Path, probe: &Probe) -> Decisio
     }
 }
 
-/// The LXCFS root for these settings.
-pub fn root(settings: &crate::base::settings::Settings) -> PathBuf {
-    settings.lxcfs.path.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+/// Where LXCFS is mounted on this host, by hutch.toml (unreadable settings: the default).
+pub fn root(paths: &crate::base::paths::Paths) -> PathBuf {
+    let settings = crate::base::settings::load(paths).unwrap_or_default();
+    settings.lxcfs.path.unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+}
+
+/// What a container with these security settings gets of LXCFS now.
+pub fn decide_for(paths: &crate::base::paths::Paths, security: &crate::config::Security) -> Decision {
+    let root = root(paths);
+    decide(security.lxcfs, security.nesting, &root, &probe(&root))
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub(super) const NO_SYMLINKS: ResolveFlags = ResolveFlags::BENEATH.union(Resolve
 
 /// An entry's path made relative to the root: `/`, `.` and empty components
 /// dropped. `None` when it has a `..` component.
-pub(super) fn normalize(path: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn normalize(path: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(path.len());
     for c in path.split(|b| *b == b'/') {
         match c {

@@ -37,6 +37,7 @@ use std::sync::mpsc;
 use rustix::fs::{Mode, OFlags};
 
 use entries::Unpacker;
+pub(crate) use entries::normalize;
 pub(crate) use stream::free_bytes;
 use stream::{COPY_BUF, Chunks, Plain, QUEUE, pump};
 

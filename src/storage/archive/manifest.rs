@@ -179,23 +179,11 @@ pub(super) fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// `a/./b/` → `a/b`; `None` for a path with `..` or a leading `/`.
+/// `a/./b/` → `a/b`; `None` for a path with `..` or a leading `/` (which the unpacker
+/// drops; here it is refused).
 pub(super) fn normalize(path: &[u8]) -> Option<Vec<u8>> {
     if path.starts_with(b"/") {
         return None;
     }
-    let mut out = Vec::with_capacity(path.len());
-    for c in path.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return None,
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Some(out)
+    crate::rootfs::unpack::normalize(path)
 }

@@ -167,15 +167,8 @@ impl Writer {
 
     /// A small file of hutch's own (mode 0600, owned by root).
     pub fn add_file(&mut self, name: &str, data: &[u8]) -> Result<(), Error> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o600);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(crate::base::fsutil::now_ms() / 1000);
-        h.set_size(data.len() as u64);
         let tmp = self.tmp.clone();
-        self.tar().append_data(&mut h, name, data).map_err(io_err("write", &tmp))
+        append_own(self.tar(), name, data).map_err(io_err("write", &tmp))
     }
 
     /// The tree at `root` under the name `prefix`; returns the number of entries.
@@ -207,14 +200,7 @@ impl Writer {
             }
         };
         let text = manifest::render(&lines);
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o600);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(crate::base::fsutil::now_ms() / 1000);
-        h.set_size(text.len() as u64);
-        tar.append_data(&mut h, MANIFEST, &text[..]).map_err(io_err("write", &tmp))?;
+        append_own(&mut tar, MANIFEST, &text).map_err(io_err("write", &tmp))?;
         let tee = tar.into_inner().map_err(io_err("write", &tmp))?;
         let file = tee.out.finish().map_err(io_err("write", &tmp))?;
         file.sync_all().map_err(io_err("write", &tmp))?;
@@ -246,6 +232,18 @@ impl Writer {
         }
         Ok(size)
     }
+}
+
+/// Appends a small file of hutch's own: mode 0600, owned by root, dated now.
+fn append_own(tar: &mut tar::Builder<Tee>, name: &str, data: &[u8]) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o600);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(crate::base::fsutil::now_ms() / 1000);
+    h.set_size(data.len() as u64);
+    tar.append_data(&mut h, name, data)
 }
 
 impl Drop for Writer {
